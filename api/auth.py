@@ -1,0 +1,38 @@
+"""Every /api/ request needs a bearer token; anything else answers 401 JSON."""
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.responses import JSONResponse, Response
+
+from domain import auth
+from domain.auth import Actor
+
+PUBLIC_API_PATHS = frozenset({'/api/docs', '/api/openapi.json'})
+
+
+def _unauthorized(message: str) -> JSONResponse:
+    return JSONResponse({'error': {'message': message}}, status_code=401,
+                        headers={'WWW-Authenticate': 'Bearer'})
+
+
+class ApiGuard(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next) -> Response:
+        path = request.url.path
+        if path.startswith('/api/') and path not in PUBLIC_API_PATHS:
+            scheme, _, token = request.headers.get('authorization', '').partition(' ')
+            if scheme.lower() != 'bearer' or not token.strip():
+                return _unauthorized('Send an API key or token as "Authorization: Bearer <token>".')
+            actor = await auth.actor_for_api_key(token.strip())
+            if actor is None:
+                return _unauthorized('The token is invalid, expired or revoked.')
+            request.state.actor = actor
+        return await call_next(request)
+
+
+def api_actor(request: Request) -> Actor:
+    """FastAPI dependency: the actor the guard authenticated."""
+    actor = getattr(request.state, 'actor', None)
+    if actor is None:
+        raise HTTPException(status_code=401, detail='Not authenticated')
+    return actor

@@ -1,0 +1,72 @@
+"""Settings from the environment (and the data dir), read once at start-up."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    host: str
+    port: int
+    secret: str
+    public_url: str
+    config_file: Path | None
+    default_region: str
+    currency: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith('sqlite')
+
+
+def _secret(data_dir: Path) -> str:
+    """HERALD_SECRET, or one generated on first start and kept in the data dir."""
+    if value := os.environ.get('HERALD_SECRET'):
+        return value
+    path = data_dir / 'secret.key'
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_settings() -> Settings:
+    data_dir = Path(os.environ.get('HERALD_DATA_DIR', './data')).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    host = os.environ.get('HERALD_HOST', '127.0.0.1')
+    port = int(os.environ.get('HERALD_PORT', '8080'))
+    config_file = os.environ.get('HERALD_CONFIG')
+    return Settings(
+        data_dir=data_dir,
+        database_url=os.environ.get('HERALD_DATABASE_URL') or f'sqlite://{data_dir / "herald.sqlite3"}',
+        host=host,
+        port=port,
+        secret=_secret(data_dir),
+        public_url=os.environ.get('HERALD_PUBLIC_URL', f'http://{host}:{port}').rstrip('/'),
+        config_file=Path(config_file) if config_file else None,
+        default_region=os.environ.get('HERALD_DEFAULT_REGION', 'RU').upper(),
+        currency=os.environ.get('HERALD_CURRENCY', 'EUR').upper(),
+    )
+
+
+_settings: Settings | None = None
+
+
+def settings() -> Settings:
+    """The process-wide settings (loaded on first use)."""
+    global _settings  # noqa: PLW0603
+    if _settings is None:
+        _settings = load_settings()
+    return _settings
+
+
+def reload_settings() -> Settings:
+    """Re-read the environment (used at start-up and by tests that change it)."""
+    global _settings  # noqa: PLW0603
+    _settings = load_settings()
+    return _settings

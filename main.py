@@ -1,0 +1,105 @@
+"""Herald: a self-hosted, multi-channel notification center.
+
+    python main.py                                        serve (HERALD_HOST:HERALD_PORT)
+    python main.py create-admin --email E --password P    add an administrator
+    python main.py create-api-key --name N                print a new API key on the last line
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from domain.config import Settings, reload_settings
+
+settings = reload_settings()
+os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'sessions'))
+
+from nicegui import app, ui  # noqa: E402  (the storage path must be set before NiceGUI is imported)
+
+from api import auth as api_auth  # noqa: E402
+from api import routes as api_routes  # noqa: E402
+from domain import auth, seed  # noqa: E402
+from domain.db import close_database, open_database  # noqa: E402
+from domain.errors import HeraldError  # noqa: E402
+from ui import pages, session  # noqa: E402
+
+log = logging.getLogger('herald')
+
+
+def build_app(settings: Settings) -> None:
+    """Wire database, pages and routes into NiceGUI's app (called once per process, and per test)."""
+    config = seed.read_config(settings.config_file) if settings.config_file else None
+
+    async def start() -> None:
+        await open_database(settings.database_url)
+        if config:
+            await seed.apply_config(config, settings.currency)
+
+    session.reset_user_cache()
+    app.on_startup(start)
+    app.on_shutdown(close_database)
+    app.add_middleware(session.PageGuard)
+    app.add_middleware(api_auth.ApiGuard)
+    api_routes.create(app)
+    pages.create()
+
+
+async def _with_database(coroutine_factory) -> None:
+    await open_database(settings.database_url)
+    try:
+        await coroutine_factory()
+    finally:
+        await close_database()
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog='main.py', description='Herald, a self-hosted notification center. '
+                                     'Without a command it serves the web interface and API.')
+    commands = parser.add_subparsers(dest='command')
+    commands.add_parser('serve', help='serve the web interface and API (the default)')
+    admin = commands.add_parser('create-admin', help='create an administrator account')
+    admin.add_argument('--email', required=True)
+    admin.add_argument('--password', required=True)
+    admin.add_argument('--name', default='')
+    key = commands.add_parser('create-api-key', help='create an API key and print it on the last line')
+    key.add_argument('--name', required=True)
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == 'create-admin':
+            async def create_admin() -> None:
+                user = await auth.create_user(args.email, args.password, auth.Role.ADMIN, args.name)
+                print(f'Created administrator {user.email}')
+            asyncio.run(_with_database(create_admin))
+        elif args.command == 'create-api-key':
+            async def create_key() -> None:
+                key_record, secret = await auth.create_api_key(args.name)
+                print(f'Created API key "{key_record.name}". It is shown only now:')
+                print(secret)
+            asyncio.run(_with_database(create_key))
+        else:
+            serve()
+    except HeraldError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    return 0
+
+
+def serve() -> None:
+    build_app(settings)
+    ui.run(host=settings.host, port=settings.port, title='Herald', storage_secret=settings.secret,
+           reload=False, show=False, favicon='📣')
+
+
+def _under_nicegui_test() -> bool:
+    return bool(os.environ.get('NICEGUI_USER_SIMULATION') or os.environ.get('NICEGUI_SCREEN_TEST_PORT'))
+
+
+if __name__ in {'__main__', '__mp_main__'}:
+    if _under_nicegui_test():
+        serve()
+    else:
+        sys.exit(cli(sys.argv[1:]))

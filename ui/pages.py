@@ -1,0 +1,24 @@
+"""Registers every page (NiceGUI's modularization pattern: each module has `create()`)."""
+from __future__ import annotations
+
+from domain.auth import Permission
+
+from . import audit_page, dashboard, login, senders_page, tariffs_page, template_edit, templates_page, users_page
+from .frame import coming_soon
+
+
+def create() -> None:
+    login.create()
+    dashboard.create()
+    templates_page.create()
+    template_edit.create()
+    senders_page.create()
+    tariffs_page.create()
+    users_page.create()
+    audit_page.create()
+    coming_soon('/send', 'Send notification', Permission.SEND)
+    coming_soon('/tasks', 'Tasks for notifications')
+    coming_soon('/hlr', 'Check phones (HLR)')
+    coming_soon('/history', 'Notification history')
+    coming_soon('/settings/channels', 'Channels & providers', Permission.MANAGE_SETTINGS)
+    coming_soon('/settings/api-keys', 'API keys', Permission.MANAGE_SETTINGS)
