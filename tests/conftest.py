@@ -22,6 +22,12 @@ from domain.db import close_database, open_database  # noqa: E402
 from pgcluster import PostgresCluster  # noqa: E402
 
 BACKEND = os.environ.get('HERALD_TEST_DATABASE', 'sqlite')
+# Browser tests use Debian's chromium + chromium-driver; Selenium Manager must never go online for a driver.
+os.environ.setdefault('SE_OFFLINE', 'true')
+if shutil.which('chromedriver'):
+    os.environ.setdefault('SE_CHROMEDRIVER', shutil.which('chromedriver'))
+if shutil.which('chromium'):
+    os.environ.setdefault('CHROME_BINARY_LOCATION', shutil.which('chromium'))
 TEMPLATE_DB = 'herald_template'
 _numbers = itertools.count()
 
@@ -46,6 +52,15 @@ def _in_thread(coroutine_factory) -> None:
 async def _migrate(url: str) -> None:
     await open_database(url)
     await close_database()
+
+
+@pytest.fixture(scope='session')
+def nicegui_chrome_options(nicegui_chrome_options):
+    """NiceGUI's options, with a desktop-sized window and no background traffic off this machine."""
+    for argument in ('window-size=1400,1000', 'disable-background-networking', 'disable-component-update',
+                     'disable-sync', 'no-first-run', 'disable-quic', 'disable-gpu'):
+        nicegui_chrome_options.add_argument(argument)
+    return nicegui_chrome_options
 
 
 @pytest.fixture(scope='session')

@@ -24,17 +24,16 @@ def create() -> None:
         async def try_sign_in() -> None:
             try:
                 user = await auth.authenticate(email.value or '', password.value or '')
-            except ValidationError as error:
-                show_errors(error, {'password': password})
-                return
             except HeraldError as error:
+                password.value = ''
                 password.error = str(error)
                 return
             session.sign_in(user)
             ui.navigate.to(session.safe_redirect(redirect_to))
 
         with ui.card().classes('absolute-center w-96'):
-            ui.label('Sign in to Herald').classes('text-h6')
+            ui.label('Herald').classes('text-h6')
+            ui.label('Notification center').classes('text-grey-7')
             email = ui.input('Email').props('autofocus autocomplete=username').classes('w-full')
             password = ui.input('Password', password=True).props('autocomplete=current-password').classes('w-full')
             password.on('keydown.enter', try_sign_in)

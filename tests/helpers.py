@@ -1,0 +1,67 @@
+"""Shared steps of page and browser tests."""
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+
+from nicegui.testing import Screen, User
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+
+from domain import auth
+from domain.models import Role
+
+PASSWORD = 'correct horse battery'
+ADMIN_EMAIL = 'admin@example.com'
+
+
+async def sign_in_as(user: User, role: Role = Role.ADMIN, email: str | None = None) -> None:
+    """Create a user of this role and sign in through the login page."""
+    email = email or f'{role.value}@example.com'
+    await auth.create_user(email, PASSWORD, role)
+    await user.open('/login')
+    user.find('Email').type(email)
+    user.find('Password').type(PASSWORD)
+    user.find('Sign in').click()
+    await user.should_see('Sign out', retries=20)
+
+
+def browser_setup_admin(screen: Screen) -> None:
+    """First run in the browser: create the admin on /setup and land signed in on the dashboard."""
+    screen.open('/setup')
+    screen.should_contain('Welcome to Herald')
+    _type(screen, 'Name', 'Admin')
+    _type(screen, 'Email', ADMIN_EMAIL)
+    _type(screen, 'Password', PASSWORD)
+    _type(screen, 'Repeat password', PASSWORD)
+    click(screen, 'Create administrator')
+    visible(screen, 'Notification history')
+
+
+def browser_input(screen: Screen, label: str) -> WebElement:
+    """The <input> or <textarea> of the Quasar field with this label."""
+    return screen.selenium.find_element(
+        By.XPATH, f'//label[.//div[contains(@class, "q-field__label") and normalize-space()="{label}"]]'
+                  f'//*[self::input or self::textarea]')
+
+
+def _type(screen: Screen, label: str, text: str) -> None:
+    browser_input(screen, label).send_keys(text)
+
+
+def visible(screen: Screen, text: str, timeout: float = 5.0) -> WebElement:
+    """The first displayed element containing `text` (Screen.find stops at the hidden <title>)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for element in screen.find_all(text):
+            with suppress(StaleElementReferenceException):
+                if element.is_displayed():
+                    return element
+        if time.monotonic() > deadline:
+            raise AssertionError(f'No visible element contains "{text}"')
+        time.sleep(0.1)
+
+
+def click(screen: Screen, text: str) -> None:
+    visible(screen, text).click()
