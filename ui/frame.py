@@ -57,7 +57,7 @@ async def page_frame(title: str, permission: Permission = Permission.VIEW) -> Ac
             ui.label(actor.label).classes('ml-1')
             with ui.menu():
                 ui.item(f'Role: {actor.role.value}').props('disable')
-                ui.menu_item('Sign out', on_click=sign_out)
+                ui.menu_item('Sign out', on_click=sign_out).mark('sign-out')
     with ui.left_drawer(value=True, bordered=True).classes('px-0') as drawer:
         _menu(actor)
     if not actor.can(permission):
