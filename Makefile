@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-sqlite test-postgres clean
+.PHONY: install run test test-sqlite test-postgres migration clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ test-sqlite: install
 
 test-postgres: install
 	HERALD_TEST_DATABASE=postgres $(PY) -m pytest -q
+
+# After changing domain/models.py: make migration NAME=add_something (then commit domain/migrations/)
+migration: install
+	HERALD_DATABASE_URL=sqlite://$$(mktemp -d)/schema.sqlite3 $(VENV)/bin/tortoise -c domain.db.TORTOISE_ORM makemigrations -n $(NAME)
 
 clean:
 	rm -rf $(VENV) *.egg-info
