@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from nicegui.testing import User
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -100,3 +101,13 @@ async def db() -> AsyncIterator[None]:
     await open_database(os.environ['HERALD_DATABASE_URL'])
     yield
     await close_database()
+
+
+@pytest.fixture(autouse=True)
+def patient_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`User.should_see` gives up after 0.3 s; this machine is shared and noisy, so wait up to 5 s."""
+    original = User.should_see
+
+    async def should_see(self: User, *args, retries: int = 50, **kwargs) -> None:
+        await original(self, *args, retries=retries, **kwargs)
+    monkeypatch.setattr(User, 'should_see', should_see)
