@@ -1,12 +1,25 @@
 """Tariffs: the price of one message part per channel and destination country."""
 from __future__ import annotations
 
-from decimal import Decimal
+import re
+from decimal import Decimal, InvalidOperation
 
+import phonenumbers
+from phonenumbers.geocoder import _region_display_name  # the names behind geocoder's public functions
+from tortoise.transactions import in_transaction
+
+from . import audit
+from .auth import Actor, Permission
 from .channels import Channel
+from .config import settings
+from .errors import NotFound, ValidationError
 from .models import Tariff
 
 ANY_COUNTRY = '*'
+ENTITY = 'tariff'
+MAX_DECIMALS = 4
+MAX_PRICE = Decimal(10) ** 8  # the column holds 12 digits, 4 of them decimals
+CURRENCY = re.compile(r'[A-Z]{3}')
 
 
 async def find_tariff(channel: Channel, country: str | None) -> Tariff | None:
@@ -18,3 +31,95 @@ async def find_tariff(channel: Channel, country: str | None) -> Tariff | None:
 
 def cost(parts: int, tariff: Tariff | None) -> Decimal:
     return Decimal(parts) * tariff.price_per_part if tariff else Decimal(0)
+
+
+def country_name(code: str) -> str:
+    """An English country name for an ISO code ('*' is every country without a tariff of its own)."""
+    if code == ANY_COUNTRY:
+        return 'Any other country'
+    return _region_display_name(code, 'en') or code
+
+
+def countries() -> dict[str, str]:
+    """Every country a tariff may name, code → name, by name ('*' first)."""
+    names = sorted((country_name(code), code) for code in phonenumbers.SUPPORTED_REGIONS)
+    return {ANY_COUNTRY: country_name(ANY_COUNTRY)} | {code: name for name, code in names}
+
+
+async def list_tariffs(actor: Actor, channel: Channel | None = None) -> list[Tariff]:
+    """Tariffs by channel, then country ('*' last in each channel)."""
+    actor.require(Permission.VIEW)
+    query = Tariff.filter(channel=channel) if channel else Tariff.all()
+    tariffs = await query
+    order = list(Channel)
+    return sorted(tariffs, key=lambda t: (order.index(t.channel), t.country == ANY_COUNTRY, t.country))
+
+
+def _validated(channel: Channel | str, country: str, price: Decimal | str | float,
+               currency: str | None) -> tuple[Channel, str, Decimal, str]:
+    errors = {}
+    try:
+        channel = Channel(channel)
+    except ValueError:
+        errors['channel'] = 'Choose a channel.'
+    country = country.strip().upper()
+    if country != ANY_COUNTRY and country not in phonenumbers.SUPPORTED_REGIONS:
+        errors['country'] = 'Choose a country (ISO 3166 alpha-2 code) or "*" for any other country.'
+    try:
+        price = Decimal(str(price).strip().replace(',', '.'))  # a decimal comma is common in Europe
+    except InvalidOperation:
+        price = None
+    if price is None or not price.is_finite() or price < 0 or price >= MAX_PRICE:
+        errors['price_per_part'] = 'Enter a price of 0 or more.'
+    elif price.normalize().as_tuple().exponent < -MAX_DECIMALS:
+        errors['price_per_part'] = f'A price has at most {MAX_DECIMALS} decimals.'
+    currency = (currency or '').strip().upper() or settings().currency
+    if not CURRENCY.fullmatch(currency):
+        errors['currency'] = 'A currency is a 3-letter code such as EUR.'
+    if errors:
+        raise ValidationError(errors)
+    return channel, country, price, currency
+
+
+def plain(price: Decimal) -> str:
+    """A price without trailing zeros or exponent: 2.1500 → '2.15', 10.0000 → '10'."""
+    return f'{Decimal(price).normalize():f}'
+
+
+def _state(tariff: Tariff) -> dict[str, str]:
+    return {'channel': tariff.channel.value, 'country': tariff.country,
+            'price_per_part': plain(tariff.price_per_part), 'currency': tariff.currency}
+
+
+async def set_tariff(actor: Actor, channel: Channel | str, country: str, price_per_part: Decimal | str | float,
+                     currency: str | None = None) -> Tariff:
+    """Create the tariff of a channel and country, or change its price."""
+    actor.require(Permission.MANAGE_SETTINGS)
+    channel, country, price, currency = _validated(channel, country, price_per_part, currency)
+    async with in_transaction():
+        tariff = await Tariff.filter(channel=channel, country=country).select_for_update().first()
+        before = _state(tariff) if tariff else {}
+        if tariff is None:
+            tariff = await Tariff.create(channel=channel, country=country, price_per_part=price, currency=currency)
+        else:
+            tariff.price_per_part, tariff.currency = price, currency
+            await tariff.save()
+        changes = audit.diff(before, _state(tariff))
+        if changes:
+            await audit.record(actor, 'update' if before else 'create', ENTITY, tariff.id,
+                               f'Set {channel.label} to {country_name(country)} at {plain(price)} {currency} per part',
+                               changes)
+    return tariff
+
+
+async def delete_tariff(actor: Actor, tariff_id: int) -> None:
+    actor.require(Permission.MANAGE_SETTINGS)
+    async with in_transaction():
+        tariff = await Tariff.filter(id=tariff_id).select_for_update().first()
+        if tariff is None:
+            raise NotFound('This tariff no longer exists.')
+        state = _state(tariff)
+        await tariff.delete()
+        await audit.record(actor, 'delete', ENTITY, tariff_id,
+                           f'Deleted the {tariff.channel.label} tariff to {country_name(tariff.country)}',
+                           audit.diff(state, dict.fromkeys(state)))

@@ -1,8 +1,110 @@
-"""Placeholder until this page is built."""
+"""Settings → Tariffs: the price of one message part per channel and country; admins edit them."""
 from __future__ import annotations
 
-from .frame import coming_soon
+from typing import Any
+
+from nicegui import ui
+
+from domain import tariffs
+from domain.auth import Actor, Permission
+from domain.channels import Channel
+from domain.config import settings
+from domain.models import Tariff
+
+from .frame import page_frame
+from .senders_page import attempt, column, confirm, enum_or_none, iso, set_query, time_column
+
+_CHANNELS = {c.value: c.label for c in Channel}
+_ACTIONS_CELL = '''
+<q-td :props="props" auto-width>
+  <q-btn flat dense round icon="edit" aria-label="Edit" @click="() => $parent.$emit('edit', props.row)" />
+  <q-btn flat dense round color="grey-7" icon="delete" aria-label="Delete"
+         @click="() => $parent.$emit('delete', props.row)" />
+</q-td>
+'''
+
+
+def _row(tariff: Tariff) -> dict[str, Any]:
+    return {'id': tariff.id, 'channel': tariff.channel.value, 'channel_label': tariff.channel.label,
+            'country': tariff.country, 'country_name': tariffs.country_name(tariff.country),
+            'price_per_part': tariffs.plain(tariff.price_per_part), 'currency': tariff.currency,
+            'updated_at': iso(tariff.updated_at)}
+
+
+class TariffsPage:
+    def __init__(self, actor: Actor, channel: str) -> None:
+        self.actor = actor
+        self.channel = enum_or_none(Channel, channel)
+        with ui.row().classes('w-full items-center gap-4'):
+            ui.select({None: 'Every channel', **_CHANNELS}, label='Channel',
+                      value=self.channel.value if self.channel else None,
+                      on_change=lambda e: self.set_channel(e.value)).classes('w-40')
+            ui.space()
+            if actor.can(Permission.MANAGE_SETTINGS):
+                ui.button('Add tariff', icon='add', on_click=lambda: self.edit(None))
+        ui.label('The price of one message part: an SMS of three parts costs three times as much. '
+                 '"Any other country" applies where a country has no price of its own.').classes('text-grey-7')
+        columns = [column('channel_label', 'Channel', True), column('country_name', 'Country', True),
+                   column('country', 'Code', True), {**column('price_per_part', 'Price per part'), 'align': 'right'},
+                   column('currency', 'Currency'), time_column('updated_at', 'Updated')]
+        if actor.can(Permission.MANAGE_SETTINGS):
+            columns.append({**column('actions', ''), 'align': 'right'})
+        self.table = ui.table(columns=columns, rows=[], row_key='id', pagination=20).classes('w-full')
+        if actor.can(Permission.MANAGE_SETTINGS):
+            self.table.add_slot('body-cell-actions', _ACTIONS_CELL)
+            self.table.on('edit', lambda e: self.edit(e.args))
+            self.table.on('delete', lambda e: self.delete(e.args))
+
+    async def load(self) -> None:
+        self.table.rows = [_row(tariff) for tariff in await tariffs.list_tariffs(self.actor, self.channel)]
+
+    async def set_channel(self, value: str | None) -> None:
+        self.channel = enum_or_none(Channel, value)
+        set_query('/settings/tariffs', {'channel': value})
+        await self.load()
+
+    async def edit(self, row: dict[str, Any] | None) -> None:
+        """Add a tariff (row None) or change the price of one."""
+        with ui.dialog() as dialog, ui.card().classes('w-96'):
+            ui.label('Change the tariff' if row else 'Add a tariff').classes('text-h6')
+            channel = ui.select(_CHANNELS, label='Channel', value=row['channel'] if row else Channel.SMS.value) \
+                .classes('w-full')
+            country = ui.select({code: f'{name} ({code})' for code, name in tariffs.countries().items()},
+                                label='Country', value=row['country'] if row else None, with_input=True) \
+                .classes('w-full')
+            channel.set_enabled(row is None)
+            country.set_enabled(row is None)
+            price = ui.input('Price per part', value=row['price_per_part'] if row else '') \
+                .props('inputmode=decimal').classes('w-full')
+            currency = ui.input('Currency', value=row['currency'] if row else settings().currency).classes('w-full')
+
+            async def submit() -> None:
+                action = tariffs.set_tariff(self.actor, channel.value, country.value or '', price.value or '',
+                                            currency.value or '')
+                if await attempt(action, {'channel': channel, 'country': country, 'price_per_part': price,
+                                          'currency': currency}):
+                    dialog.submit(True)
+            with ui.row().classes('w-full justify-end'):
+                ui.button('Cancel', on_click=dialog.close).props('flat')
+                ui.button('Save tariff', on_click=submit)
+        saved = await dialog
+        dialog.delete()
+        if saved:
+            ui.notify('Tariff saved.', type='positive')
+            await self.load()
+
+    async def delete(self, row: dict[str, Any]) -> None:
+        if await confirm(f'Delete the {row["channel_label"]} tariff to {row["country_name"]}?', 'Delete'):
+            if await attempt(tariffs.delete_tariff(self.actor, row['id'])):
+                ui.notify('Tariff deleted.', type='positive')
+            await self.load()
 
 
 def create() -> None:
-    coming_soon('/settings/tariffs', 'Tariffs')
+    @ui.page('/settings/tariffs')
+    async def tariffs_page(channel: str = '') -> None:
+        actor = await page_frame('Tariffs')
+        if not actor:
+            return
+        page = TariffsPage(actor, channel)
+        await page.load()

@@ -1,0 +1,121 @@
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nicegui.testing import Screen
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+
+from helpers import browser_input, browser_setup_admin, click, visible
+
+pytestmark = pytest.mark.browser
+SCREENSHOTS = Path(__file__).resolve().parent.parent / 'docs' / 'screenshots'
+CONFIG = '''
+[[sender_names]]
+name = "MyShop"
+channel = "sms"
+
+[[tariffs]]
+channel = "sms"
+country = "*"
+price_per_part = 0.05
+currency = "EUR"
+'''
+
+
+def button(screen: Screen, label: str, within: str = '') -> WebElement:
+    """The displayed button with this text or aria-label (optionally inside the element matched by `within`)."""
+    xpath = (f'{within}//*[self::button or self::a]'
+             f'[.//span[normalize-space()="{label}"] or @aria-label="{label}"]')
+    return next(e for e in screen.selenium.find_elements(By.XPATH, xpath) if e.is_displayed())
+
+
+def replace_text(element: WebElement, text: str) -> None:
+    element.send_keys(Keys.CONTROL, 'a')
+    element.send_keys(text)
+
+
+def inputs(screen: Screen, label: str) -> list[WebElement]:
+    return screen.selenium.find_elements(
+        By.XPATH, f'//label[.//div[contains(@class, "q-field__label") and normalize-space()="{label}"]]//input')
+
+
+def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, 'condition not met'
+        time.sleep(0.1)
+
+
+def screenshot(screen: Screen, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screen.selenium.save_screenshot(str(SCREENSHOTS / name))
+
+
+def test_create_edit_search_and_delete_a_template(screen: Screen, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / 'herald.toml'
+    config.write_text(CONFIG)
+    monkeypatch.setenv('HERALD_CONFIG', str(config))
+    browser_setup_admin(screen)
+    screen.open('/templates')
+    visible(screen, 'There are no templates yet.')
+    click(screen, 'Create a notification template')
+    visible(screen, 'Message sent time')
+    browser_input(screen, 'Template name').send_keys('Order ready')
+    replace_text(inputs(screen, 'To')[0], '12:00')
+    button(screen, 'Add a time range').click()
+    screen.wait(0.5)
+    replace_text(inputs(screen, 'From')[1], '14:00')
+    replace_text(inputs(screen, 'To')[1], '18:00')
+    button(screen, 'Add').click()
+    visible(screen, '1. SMS')
+    browser_input(screen, 'Text').send_keys('Hello {{name}}, your order {{order}} is ready')
+    visible(screen, 'Variables: name, order · GSM-7 · 1 part(s)')
+    visible(screen, 'cost per recipient: 0.05 EUR')
+    button(screen, 'Create').click()
+
+    visible(screen, 'Create a notification template')
+    visible(screen, 'SMS')
+    visible(screen, '09:00–12:00, 14:00–18:00 (UTC)')
+    click(screen, 'Name')
+    until(lambda: 'sort=name&desc=false' in screen.selenium.current_url)
+
+    button(screen, 'Edit').click()
+    visible(screen, 'Message templates by channel')
+    replace_text(browser_input(screen, 'Template name'), 'Order ready v2')
+    browser_input(screen, 'Channel').click()
+    click(screen, 'Email')
+    button(screen, 'Add').click()
+    visible(screen, '2. Email')
+    browser_input(screen, 'From address').send_keys('shop@example.com')
+    browser_input(screen, 'Subject').send_keys('Your order {{order}}')
+    browser_input(screen, 'Text body').send_keys('Hello {{name}}, your order {{order}} is ready.')
+    visible(screen, 'Variables: order, name')
+    assert not screen.find_all('Variables: order, name, order')
+    screen.selenium.set_window_size(1400, 1700)
+    screen.selenium.execute_script('window.scrollTo(0, 0)')
+    screenshot(screen, 'template-edit.png')
+    screen.selenium.set_window_size(1400, 1000)
+    button(screen, 'Save').click()
+    visible(screen, 'Order ready v2')
+    visible(screen, 'SMS → Email')
+    screenshot(screen, 'templates.png')
+
+    search = browser_input(screen, 'Search by name or ID')
+    search.send_keys('nothing like it')
+    visible(screen, 'No templates match your search.')
+    assert 'search=nothing' in screen.selenium.current_url
+    click(screen, 'Clear')
+    visible(screen, 'Order ready v2')
+    search.send_keys('V2')
+    visible(screen, 'Order ready v2')
+
+    button(screen, 'Delete').click()
+    visible(screen, 'Delete the template “Order ready v2”?')
+    button(screen, 'Delete', within='//div[contains(@class, "q-dialog")]').click()
+    visible(screen, 'No templates match your search.')
+    click(screen, 'Clear')
+    visible(screen, 'There are no templates yet.')
