@@ -24,7 +24,7 @@ from api import routes as api_routes  # noqa: E402
 from domain import auth, seed  # noqa: E402
 from domain.db import close_database, open_database  # noqa: E402
 from domain.errors import HeraldError  # noqa: E402
-from ui import formatting, pages, session  # noqa: E402
+from ui import pages, session  # noqa: E402
 
 log = logging.getLogger('herald')
 
@@ -44,7 +44,6 @@ def build_app(settings: Settings) -> None:
     app.add_middleware(session.PageGuard)
     app.add_middleware(api_auth.ApiGuard)
     api_routes.create(app)
-    formatting.remember_browser_time_zone()
     pages.create()
 
 

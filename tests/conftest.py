@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'tests'))
 
+from pgcluster import PostgresCluster  # noqa: E402
+
 from domain.config import reload_settings  # noqa: E402
 from domain.db import close_database, open_database  # noqa: E402
-from pgcluster import PostgresCluster  # noqa: E402
 
 BACKEND = os.environ.get('HERALD_TEST_DATABASE', 'sqlite')
 # Browser tests use Debian's chromium + chromium-driver; Selenium Manager must never go online for a driver.

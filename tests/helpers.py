@@ -1,15 +1,19 @@
 """Shared steps of page and browser tests."""
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from contextlib import suppress
 
+from nicegui import ui
 from nicegui.testing import Screen, User
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
 from domain import auth
+from domain.auth import Actor
 from domain.models import Role
 
 PASSWORD = 'correct horse battery'
@@ -65,3 +69,20 @@ def visible(screen: Screen, text: str, timeout: float = 5.0) -> WebElement:
 
 def click(screen: Screen, text: str) -> None:
     visible(screen, text).click()
+
+
+async def make_actor(role: Role, email: str | None = None) -> Actor:
+    return Actor.of(await auth.create_user(email or f'{role.value}@example.com', PASSWORD, role))
+
+
+def table_rows(user: User) -> list[dict]:
+    return user.find(ui.table).elements.pop().rows
+
+
+async def eventually(check: Callable[[], bool]) -> None:
+    """Wait for an event handler that runs in the background to finish."""
+    for _ in range(100):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    assert check()

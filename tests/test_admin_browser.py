@@ -4,13 +4,12 @@ Saves docs/screenshots/users.png and docs/screenshots/senders.png for the docume
 from pathlib import Path
 
 import pytest
+from helpers import browser_input, browser_setup_admin, click, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
-
-from helpers import browser_input, browser_setup_admin, click, visible
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(__file__).resolve().parent.parent / 'docs' / 'screenshots'

@@ -1,5 +1,6 @@
 """The audit log page: what it lists, how it filters and pages, and who may see it."""
 import pytest
+from helpers import eventually, sign_in_as, table_rows
 from nicegui import ui
 from nicegui.testing import User
 
@@ -8,8 +9,6 @@ from domain.auth import SYSTEM, Actor
 from domain.channels import Channel
 from domain.models import AuditEvent, Role
 from domain.models import User as UserModel
-from helpers import sign_in_as
-from test_senders import eventually, table_rows
 from ui.audit_page import format_changes
 
 

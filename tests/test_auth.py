@@ -1,14 +1,14 @@
 """Sign-in, sessions, roles, throttling and the API's bearer guard."""
 import httpx
 import pytest
-from nicegui import app, ui
+from helpers import PASSWORD, sign_in_as
+from nicegui import app
 from nicegui.testing import User
 
 from domain import auth
 from domain.auth import Actor, Permission
 from domain.errors import LoginThrottled, PermissionDenied, ValidationError
 from domain.models import ApiKey, Role
-from helpers import PASSWORD, sign_in_as
 
 
 async def test_every_page_leads_to_first_run_setup_without_users(user: User) -> None:

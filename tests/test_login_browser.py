@@ -1,7 +1,6 @@
 import pytest
-from nicegui.testing import Screen
-
 from helpers import ADMIN_EMAIL, PASSWORD, browser_input, browser_setup_admin, click, visible
+from nicegui.testing import Screen
 
 pytestmark = pytest.mark.browser
 

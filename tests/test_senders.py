@@ -1,8 +1,7 @@
 """Sender names: requests, decisions, rules of the carriers, permissions, audit, and the page."""
-import asyncio
-from collections.abc import Callable
 
 import pytest
+from helpers import eventually, make_actor, sign_in_as, table_rows
 from nicegui import ui
 from nicegui.testing import User
 
@@ -11,11 +10,6 @@ from domain.auth import Actor
 from domain.channels import Channel
 from domain.errors import NotFound, PermissionDenied, ValidationError
 from domain.models import AuditEvent, Role, SenderName, SenderStatus
-from helpers import PASSWORD, sign_in_as
-
-
-async def make_actor(role: Role, email: str | None = None) -> Actor:
-    return Actor.of(await auth.create_user(email or f'{role.value}@example.com', PASSWORD, role))
 
 
 @pytest.fixture
@@ -154,17 +148,8 @@ async def test_list_filters_sorts_and_pages(operator: Actor, admin: Actor) -> No
 
 # --- the page ---------------------------------------------------------------------------------------------
 
-def table_rows(user: User) -> list[dict]:
-    return user.find(ui.table).elements.pop().rows
 
 
-async def eventually(check: Callable[[], bool]) -> None:
-    """Wait for an event handler that runs in the background to finish."""
-    for _ in range(100):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    assert check()
 
 
 async def test_operator_requests_a_name_and_sees_it(user: User) -> None:

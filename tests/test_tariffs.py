@@ -2,6 +2,7 @@
 from decimal import Decimal
 
 import pytest
+from helpers import eventually, make_actor, sign_in_as, table_rows
 from nicegui import ui
 from nicegui.testing import User
 
@@ -11,8 +12,6 @@ from domain.channels import Channel
 from domain.config import reload_settings
 from domain.errors import NotFound, PermissionDenied, ValidationError
 from domain.models import AuditEvent, Role, Tariff
-from helpers import sign_in_as
-from test_senders import eventually, make_actor, table_rows
 
 
 @pytest.fixture

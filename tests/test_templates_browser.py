@@ -3,12 +3,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import browser_input, browser_setup_admin, click, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-
-from helpers import browser_input, browser_setup_admin, click, visible
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(__file__).resolve().parent.parent / 'docs' / 'screenshots'

@@ -2,14 +2,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from helpers import sign_in_as
 from nicegui import ui
 from nicegui.testing import User
+from test_templates_service import OPERATOR, make_input
 
 from domain import templates
 from domain.channels import Channel
 from domain.models import AuditEvent, Role, SenderName, SenderStatus, Template, TimeZoneMode
-from helpers import sign_in_as
-from test_templates_service import OPERATOR, make_input
 
 
 async def approve_sender() -> None:
@@ -107,8 +107,8 @@ async def test_create_search_edit_and_delete_through_the_pages(user: User) -> No
 
     await names_listed(user, ['Birthday', 'Order ready (v2)'])
     user.find(ui.table).trigger('delete', table_rows(user)[1])
-    await user.should_see('Delete the template “Order ready (v2)”?')
-    user.find(marker='confirm-delete').click()
+    await user.should_see('Delete the template “Order ready (v2)”? This cannot be undone.')
+    user.find(kind=ui.button, content='Delete').click()
     await names_listed(user, ['Birthday'])
     assert not await Template.exists(id=template.id)
 

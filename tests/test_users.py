@@ -2,6 +2,7 @@
 import asyncio
 
 import pytest
+from helpers import PASSWORD, eventually, make_actor, sign_in_as, table_rows
 from nicegui import ui
 from nicegui.testing import User
 
@@ -10,8 +11,6 @@ from domain.auth import SYSTEM, Actor
 from domain.errors import NotFound, PermissionDenied, ValidationError
 from domain.models import AuditEvent, Role
 from domain.models import User as UserModel
-from helpers import PASSWORD, sign_in_as
-from test_senders import eventually, make_actor, table_rows
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from domain.auth import Permission
 from domain.models import AuditEvent
 
 from .frame import page_frame
-from .senders_page import ServerTable, column, iso, set_query, time_column
+from .tables import ServerTable, column, iso, set_query, time_column
 
 
 def _value(value: Any) -> str:

@@ -1,11 +1,12 @@
 """Small helpers shared by the forms of every page."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from nicegui import ui
 
-from domain.errors import ValidationError
+from domain.errors import HeraldError, ValidationError
 
 
 def show_errors(error: ValidationError, inputs: Mapping[str, ui.element]) -> None:
@@ -23,3 +24,64 @@ def show_errors(error: ValidationError, inputs: Mapping[str, ui.element]) -> Non
             rest.append(message)
     if rest:
         ui.notify('\n'.join(rest), type='negative', multi_line=True)
+
+
+async def confirm(question: str, action: str) -> bool:
+    """Ask before something that cannot be undone."""
+    with ui.dialog() as dialog, ui.card():
+        ui.label(question)
+        with ui.row().classes('w-full justify-end'):
+            ui.button('Cancel', on_click=lambda: dialog.submit(False)).props('flat')
+            ui.button(action, color='negative', on_click=lambda: dialog.submit(True))
+    confirmed = await dialog
+    dialog.delete()
+    return bool(confirmed)
+
+
+async def attempt(action: Awaitable[Any], inputs: dict[str, ui.element] | None = None) -> bool:
+    """Run a service call; show what went wrong (next to the inputs where it can) and say whether it worked."""
+    try:
+        await action
+    except ValidationError as error:
+        show_errors(error, inputs or {})
+        return False
+    except HeraldError as error:
+        ui.notify(str(error), type='negative')
+        return False
+    return True
+
+
+class FormDialog:
+    """A dialog with a title, the fields added inside `with`, and Cancel / submit buttons.
+
+    `await run(action, inputs)` shows it until `action()` succeeds (errors appear next to `inputs`) or the user
+    cancels, and says whether it succeeded."""
+
+    def __init__(self, title: str, submit_label: str, *, note: str = '', submit_color: str = 'primary') -> None:
+        self.submit_label = submit_label
+        self.submit_color = submit_color
+        self.dialog = ui.dialog()
+        with self.dialog:
+            self.card = ui.card().classes('w-96')
+        with self.card:
+            ui.label(title).classes('text-h6')
+            if note:
+                ui.label(note).classes('text-grey-7')
+
+    def __enter__(self) -> FormDialog:
+        self.card.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.card.__exit__(*exc_info)
+
+    async def run(self, action: Callable[[], Awaitable[Any]], inputs: Mapping[str, ui.element]) -> bool:
+        async def submit() -> None:
+            if await attempt(action(), inputs):
+                self.dialog.submit(True)
+        with self.card, ui.row().classes('w-full justify-end'):
+            ui.button('Cancel', on_click=self.dialog.close).props('flat')
+            ui.button(self.submit_label, color=self.submit_color, on_click=submit)
+        succeeded = await self.dialog
+        self.dialog.delete()
+        return bool(succeeded)

@@ -1,108 +1,19 @@
-"""Settings → Sender names: operators request names, admins approve or reject them.
-
-Also holds small table and dialog helpers that the other settings pages share."""
+"""Settings → Sender names: operators request names, admins approve or reject them."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 from enum import Enum
-from typing import Any, TypeVar
-from urllib.parse import urlencode
+from typing import Any
 
 from nicegui import ui
-from nicegui.events import GenericEventArguments
 
 from domain import senders
 from domain.auth import Actor, Permission
 from domain.channels import SENDER_CHANNELS, Channel
-from domain.errors import HeraldError, ValidationError
 from domain.models import SenderName, SenderStatus
 
-from .forms import show_errors
+from .forms import FormDialog, attempt, confirm
 from .frame import page_frame
-
-E = TypeVar('E', bound=Enum)
-Fetch = Callable[[int, int, str | None, bool], Awaitable[tuple[int, list[dict[str, Any]]]]]
-
-
-def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def time_column(name: str, label: str, sortable: bool = True) -> dict[str, Any]:
-    """A column of UTC ISO times (see `iso`), shown in the browser's time zone."""
-    return {'name': name, 'label': label, 'field': name, 'sortable': sortable, 'align': 'left',
-            ':format': 'value => value ? new Date(value).toLocaleString() : ""'}
-
-
-def column(name: str, label: str, sortable: bool = False) -> dict[str, Any]:
-    return {'name': name, 'label': label, 'field': name, 'sortable': sortable, 'align': 'left'}
-
-
-def enum_or_none(kind: type[E], value: str | None) -> E | None:
-    """An enum member from a URL query value; anything unknown means "no filter"."""
-    try:
-        return kind(value) if value else None
-    except ValueError:
-        return None
-
-
-def set_query(path: str, filters: dict[str, str | None]) -> None:
-    """Show the filters in the address bar, so that a reload or a shared link keeps them."""
-    query = urlencode({key: value for key, value in filters.items() if value})
-    ui.navigate.history.replace(f'{path}?{query}' if query else path)
-
-
-class ServerTable:
-    """A ui.table whose pages and sort order come from the server (Quasar's server-side pagination)."""
-
-    def __init__(self, columns: list[dict[str, Any]], fetch: Fetch, *, sort_by: str | None = None,
-                 descending: bool = False, rows_per_page: int = 20) -> None:
-        self.fetch = fetch
-        self.table = ui.table(columns=columns, rows=[], row_key='id', pagination={
-            'rowsPerPage': rows_per_page, 'page': 1, 'sortBy': sort_by, 'descending': descending, 'rowsNumber': 0,
-        }).classes('w-full').props(':rows-per-page-options="[10, 20, 50, 100]"')  # no "All": tables may be huge
-        self.table.on('request', self._on_request)
-
-    async def _on_request(self, e: GenericEventArguments) -> None:
-        await self.load(e.args['pagination'])
-
-    async def load(self, pagination: dict[str, Any] | None = None) -> None:
-        """Fetch the page that `pagination` asks for; without it, the page shown (e.g. after a change)."""
-        pagination = {**self.table.pagination, **(pagination or {})}
-        per_page, page = max(1, int(pagination['rowsPerPage'])), max(1, int(pagination['page']))
-        sort_by, descending = pagination.get('sortBy'), bool(pagination.get('descending'))
-        total, rows = await self.fetch((page - 1) * per_page, per_page, sort_by, descending)
-        if not rows and total and page > 1:  # the page shown is gone (rows were deleted): show the last one
-            page = -(-total // per_page)
-            total, rows = await self.fetch((page - 1) * per_page, per_page, sort_by, descending)
-        self.table.rows = rows
-        self.table.pagination = {**pagination, 'page': page, 'rowsNumber': total}
-
-
-async def confirm(question: str, action: str) -> bool:
-    """Ask before something that cannot be undone."""
-    with ui.dialog() as dialog, ui.card():
-        ui.label(question)
-        with ui.row().classes('w-full justify-end'):
-            ui.button('Cancel', on_click=lambda: dialog.submit(False)).props('flat')
-            ui.button(action, color='negative', on_click=lambda: dialog.submit(True))
-    confirmed = await dialog
-    dialog.delete()
-    return bool(confirmed)
-
-
-async def attempt(action: Awaitable[Any], inputs: dict[str, ui.element] | None = None) -> bool:
-    """Run a service call; show what went wrong (next to the inputs where it can) and say whether it worked."""
-    try:
-        await action
-    except ValidationError as error:
-        show_errors(error, inputs or {})
-        return False
-    except HeraldError as error:
-        ui.notify(str(error), type='negative')
-        return False
-    return True
+from .tables import ServerTable, column, enum_or_none, iso, set_query, time_column
 
 
 def _row(sender: SenderName) -> dict[str, Any]:
@@ -176,43 +87,23 @@ class SendersPage:
         await self.table.load({'page': 1})
 
     async def request(self) -> None:
-        with ui.dialog() as dialog, ui.card().classes('w-96'):
-            ui.label('Request a sender name').classes('text-h6')
-            ui.label('Register the name with your carriers first; an admin then approves it here.') \
-                .classes('text-grey-7')
+        with FormDialog('Request a sender name', 'Submit request',
+                        note='Register the name with your carriers first; an admin then approves it here.') as form:
             name = ui.input('Sender name').classes('w-full').props('autofocus')
             channel = ui.select(_CHANNELS, label='Channel', value=Channel.SMS.value).classes('w-full')
             comment = ui.textarea('Comment').classes('w-full')
-
-            async def submit() -> None:
-                action = senders.request_sender(self.actor, name.value or '', channel.value, comment.value or '')
-                if await attempt(action, {'name': name, 'channel': channel, 'comment': comment}):
-                    dialog.submit(True)
-            with ui.row().classes('w-full justify-end'):
-                ui.button('Cancel', on_click=dialog.close).props('flat')
-                ui.button('Submit request', on_click=submit)
-        requested = await dialog
-        dialog.delete()
-        if requested:
+        if await form.run(lambda: senders.request_sender(self.actor, name.value or '', channel.value,
+                                                         comment.value or ''),
+                          {'name': name, 'channel': channel, 'comment': comment}):
             ui.notify(f'Requested "{name.value.strip()}" for {_CHANNELS[channel.value]}.', type='positive')
             await self.table.load()
 
     async def decide(self, row: dict[str, Any], approve: bool) -> None:
         verb, done = ('Approve', 'approved') if approve else ('Reject', 'rejected')
-        with ui.dialog() as dialog, ui.card().classes('w-96'):
-            ui.label(f'{verb} "{row["name"]}"?').classes('text-h6')
+        with FormDialog(f'{verb} "{row["name"]}"?', verb, submit_color='positive' if approve else 'negative') as form:
             comment = ui.textarea('Comment' if approve else 'Comment (required: say why)').classes('w-full')
-
-            async def submit() -> None:
-                if await attempt(senders.decide_sender(self.actor, row['id'], approve, comment.value or ''),
-                                 {'comment': comment}):
-                    dialog.submit(True)
-            with ui.row().classes('w-full justify-end'):
-                ui.button('Cancel', on_click=dialog.close).props('flat')
-                ui.button(verb, color='positive' if approve else 'negative', on_click=submit)
-        decided = await dialog
-        dialog.delete()
-        if decided:
+        if await form.run(lambda: senders.decide_sender(self.actor, row['id'], approve, comment.value or ''),
+                          {'comment': comment}):
             ui.notify(f'"{row["name"]}" {done}.', type='positive')
         await self.table.load()
 

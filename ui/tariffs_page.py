@@ -11,8 +11,9 @@ from domain.channels import Channel
 from domain.config import settings
 from domain.models import Tariff
 
+from .forms import FormDialog, attempt, confirm
 from .frame import page_frame
-from .senders_page import attempt, column, confirm, enum_or_none, iso, set_query, time_column
+from .tables import column, enum_or_none, iso, set_query, time_column
 
 _CHANNELS = {c.value: c.label for c in Channel}
 _ACTIONS_CELL = '''
@@ -65,8 +66,7 @@ class TariffsPage:
 
     async def edit(self, row: dict[str, Any] | None) -> None:
         """Add a tariff (row None) or change the price of one."""
-        with ui.dialog() as dialog, ui.card().classes('w-96'):
-            ui.label('Change the tariff' if row else 'Add a tariff').classes('text-h6')
+        with FormDialog('Change the tariff' if row else 'Add a tariff', 'Save tariff') as form:
             channel = ui.select(_CHANNELS, label='Channel', value=row['channel'] if row else Channel.SMS.value) \
                 .classes('w-full')
             country = ui.select({code: f'{name} ({code})' for code, name in tariffs.countries().items()},
@@ -77,19 +77,9 @@ class TariffsPage:
             price = ui.input('Price per part', value=row['price_per_part'] if row else '') \
                 .props('inputmode=decimal').classes('w-full')
             currency = ui.input('Currency', value=row['currency'] if row else settings().currency).classes('w-full')
-
-            async def submit() -> None:
-                action = tariffs.set_tariff(self.actor, channel.value, country.value or '', price.value or '',
-                                            currency.value or '')
-                if await attempt(action, {'channel': channel, 'country': country, 'price_per_part': price,
-                                          'currency': currency}):
-                    dialog.submit(True)
-            with ui.row().classes('w-full justify-end'):
-                ui.button('Cancel', on_click=dialog.close).props('flat')
-                ui.button('Save tariff', on_click=submit)
-        saved = await dialog
-        dialog.delete()
-        if saved:
+        if await form.run(lambda: tariffs.set_tariff(self.actor, channel.value, country.value or '',
+                                                     price.value or '', currency.value or ''),
+                          {'channel': channel, 'country': country, 'price_per_part': price, 'currency': currency}):
             ui.notify('Tariff saved.', type='positive')
             await self.load()
 

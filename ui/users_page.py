@@ -12,8 +12,9 @@ from domain.auth import Actor, Permission
 from domain.models import Role, User
 
 from . import session
+from .forms import FormDialog, attempt, confirm
 from .frame import page_frame
-from .senders_page import attempt, column, confirm, iso, time_column
+from .tables import column, iso, time_column
 
 _ROLES = {role.value: role.value.capitalize() for role in Role}
 _ROLE_OPTIONS = json.dumps([{'value': value, 'label': label} for value, label in _ROLES.items()])
@@ -76,44 +77,24 @@ class UsersPage:
         await self.load()
 
     async def add(self) -> None:
-        with ui.dialog() as dialog, ui.card().classes('w-96'):
-            ui.label('Add a user').classes('text-h6')
+        with FormDialog('Add a user', 'Create user') as form:
             email = ui.input('Email').props('autocomplete=off autofocus').classes('w-full')
             name = ui.input('Name').classes('w-full')
             role = ui.select(_ROLES, label='Role', value=Role.OPERATOR.value).classes('w-full')
             password = ui.input('Password', password=True, password_toggle_button=True) \
                 .props('autocomplete=new-password').classes('w-full')
-
-            async def submit() -> None:
-                action = users.add_user(self.actor, email.value or '', password.value or '', role.value,
-                                        name.value or '')
-                if await attempt(action, {'email': email, 'password': password, 'role': role}):
-                    dialog.submit(True)
-            with ui.row().classes('w-full justify-end'):
-                ui.button('Cancel', on_click=dialog.close).props('flat')
-                ui.button('Create user', on_click=submit)
-        added = await dialog
-        dialog.delete()
-        if added:
+        if await form.run(lambda: users.add_user(self.actor, email.value or '', password.value or '', role.value,
+                                                 name.value or ''),
+                          {'email': email, 'password': password, 'role': role}):
             ui.notify(f'Added {email.value.strip().lower()}.', type='positive')
             await self.load()
 
     async def reset_password(self, row: dict[str, Any]) -> None:
-        with ui.dialog() as dialog, ui.card().classes('w-96'):
-            ui.label(f'New password for {row["email"]}').classes('text-h6')
-            ui.label('Their open sessions end; tell them the new password.').classes('text-grey-7')
+        with FormDialog(f'New password for {row["email"]}', 'Set password',
+                        note='Their open sessions end; tell them the new password.') as form:
             password = ui.input('New password', password=True, password_toggle_button=True) \
                 .props('autocomplete=new-password autofocus').classes('w-full')
-
-            async def submit() -> None:
-                if await attempt(self._reset(row['id'], password.value or ''), {'password': password}):
-                    dialog.submit(True)
-            with ui.row().classes('w-full justify-end'):
-                ui.button('Cancel', on_click=dialog.close).props('flat')
-                ui.button('Set password', on_click=submit)
-        done = await dialog
-        dialog.delete()
-        if done:
+        if await form.run(lambda: self._reset(row['id'], password.value or ''), {'password': password}):
             ui.notify(f'The password of {row["email"]} is reset.', type='positive')
 
     async def _reset(self, user_id: int, password: str) -> None:
