@@ -97,9 +97,13 @@ async def create_user(email: str, password: str, role: Role, name: str = '') -> 
 
 
 async def create_first_admin(email: str, password: str, name: str = '') -> User:
+    """The first-run page's admin, who is signed in right away."""
     if await has_users():
         raise PermissionDenied('Herald already has users: sign in instead.')
-    return await create_user(email, password, Role.ADMIN, name)
+    user = await create_user(email, password, Role.ADMIN, name)
+    user.last_login_at = now()
+    await user.save(update_fields=['last_login_at'])
+    return user
 
 
 async def authenticate(email: str, password: str) -> User:
