@@ -209,6 +209,8 @@ class Notification(Model):
     callback_data = fields.TextField(null=True)
     use_short_links = fields.BooleanField(default=False)
     send_at = fields.DatetimeField(null=True)
+    allowed_time_ranges = fields.JSONField(default=list)
+    time_zone = fields.CharField(max_length=64, default='UTC')
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -243,6 +245,8 @@ class Message(Model):
     handed_over = fields.BooleanField(default=False)
     in_doubt = fields.BooleanField(default=False)
     validity_minutes = fields.IntField(null=True)
+    claimed_by = fields.CharField(max_length=64, null=True)
+    lease_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     due_at = fields.DatetimeField(null=True)
@@ -264,9 +268,9 @@ class Message(Model):
             Index(fields=('recipient', 'created_at')),
             Index(fields=('status', 'due_at')),
             Index(fields=('task_id', 'status')),
-            Index(fields=('bulk_id',)),
             Index(fields=('provider', 'provider_message_id')),
         )
+        unique_together = (('bulk_id', 'recipient', 'channel'),)
 
 
 class MessageEvent(Model):
@@ -281,6 +285,24 @@ class MessageEvent(Model):
     class Meta:
         table = 'message_events'
         indexes = (Index(fields=('message_id', 'at')),)
+
+
+class CallbackDelivery(Model):
+    """An outbox row: one status change to POST to a client's callbackUrl, retried with backoff."""
+    id = fields.BigIntField(primary_key=True)
+    message = fields.ForeignKeyField('models.Message', on_delete=fields.CASCADE, related_name=False)
+    url = fields.CharField(max_length=2000)
+    body = fields.TextField()
+    attempts = fields.SmallIntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    delivered_at = fields.DatetimeField(null=True)
+    failed = fields.BooleanField(default=False)
+    last_error = fields.CharField(max_length=500, default='')
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = 'callback_deliveries'
+        indexes = (Index(fields=('delivered_at', 'failed', 'next_attempt_at')),)
 
 
 class HlrCheck(Model):
