@@ -24,6 +24,7 @@ from api import routes as api_routes  # noqa: E402
 from domain import auth, seed  # noqa: E402
 from domain.db import close_database, open_database  # noqa: E402
 from domain.errors import HeraldError  # noqa: E402
+from scheduler.engine import Engine  # noqa: E402
 from ui import pages, session  # noqa: E402
 
 log = logging.getLogger('herald')
@@ -33,17 +34,24 @@ def build_app(settings: Settings) -> None:
     """Wire database, pages and routes into NiceGUI's app (called once per process, and per test)."""
     config = seed.read_config(settings.config_file) if settings.config_file else None
 
+    engine = Engine()
+
     async def start() -> None:
         await open_database(settings.database_url)
         if config:
             await seed.apply_config(config, settings.currency)
+        await engine.start()
+
+    async def stop() -> None:
+        await engine.stop()
+        await close_database()
 
     session.reset_user_cache()
     app.on_startup(start)
-    app.on_shutdown(close_database)
+    app.on_shutdown(stop)
     app.add_middleware(session.PageGuard)
     app.add_middleware(api_auth.ApiGuard)
-    api_routes.create(app)
+    api_routes.create(app, engine.routes)
     pages.create()
 
 

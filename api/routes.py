@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from . import templates
+from scheduler.routes import RouteTable
+
+from . import templates, webhooks
 
 
-def create(app: FastAPI) -> None:
+def create(app: FastAPI, routes: RouteTable) -> None:
     app.include_router(templates.router, prefix='/api/v1')
+    app.include_router(webhooks.router(routes))

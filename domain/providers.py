@@ -39,12 +39,14 @@ class OutgoingMessage:
 
 @dataclass(frozen=True)
 class SendResult:
-    """The outcome of handing one message over. `transient` errors are retried with backoff."""
+    """The outcome of handing one message over. `transient` errors are retried with backoff; `in_doubt` means the
+    provider may have it (the connection broke mid-hand-over): never retried, flagged for an operator."""
     message_id: str
     accepted: bool
     provider_message_id: str | None = None
     error: str = ''
     transient: bool = False
+    in_doubt: bool = False
     status: MessageStatus = MessageStatus.SENT
 
 

@@ -106,3 +106,12 @@ async def apply_config(config: dict[str, list[dict[str, Any]]], default_currency
                           'settings': entry.get('settings', {}), 'concurrency': int(entry.get('concurrency', 10)),
                           'rate_per_second': float(entry.get('rate_per_second', 100)),
                           'is_default': bool(entry.get('default', False)), 'enabled': bool(entry.get('enabled', True))})
+
+
+async def ensure_routes() -> None:
+    """A fresh Herald sends through the simulator on every channel until real providers are configured."""
+    if not await ProviderRoute.exists():
+        await ProviderRoute.bulk_create([
+            ProviderRoute(name=f'simulator-{channel.value}', channel=channel, provider='simulator', is_default=True,
+                          concurrency=8, rate_per_second=2000, settings={})
+            for channel in Channel])

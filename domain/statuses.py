@@ -1,4 +1,5 @@
-"""Message statuses: stable numeric codes and descriptions (DESIGN.md "Message statuses")."""
+"""Message statuses: stable numeric codes and descriptions, and the one table of allowed transitions
+(DESIGN.md "Message statuses"). Every status change goes through `can_move`."""
 from __future__ import annotations
 
 from enum import Enum
@@ -57,3 +58,47 @@ TERMINAL = frozenset({
     MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.UNDELIVERED, MessageStatus.ERROR,
     MessageStatus.SKIPPED, MessageStatus.CANCELED, MessageStatus.EXPIRED,
 })
+
+_S = MessageStatus
+PRE_SEND = frozenset({_S.CREATED, _S.QUEUED, _S.DELAYED, _S.PAUSED})
+_GIVE_UP = frozenset({_S.SKIPPED, _S.CANCELED, _S.EXPIRED, _S.ERROR})
+_REPORTED = frozenset({_S.PENDING, _S.DELIVERED, _S.READ, _S.UNDELIVERED})
+
+TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
+    _S.CREATED: frozenset({_S.QUEUED, _S.DELAYED, _S.PAUSED}) | _GIVE_UP,
+    # A window closes or a task pauses and resumes; a provider may answer synchronously, or a delivery report
+    # may overtake the SENT write.
+    _S.QUEUED: frozenset({_S.DELAYED, _S.PAUSED, _S.SENT}) | _GIVE_UP | _REPORTED,
+    _S.DELAYED: frozenset({_S.QUEUED, _S.PAUSED}) | _GIVE_UP,
+    _S.PAUSED: frozenset({_S.QUEUED, _S.DELAYED}) | _GIVE_UP,
+    _S.SENT: _REPORTED | {_S.ERROR, _S.EXPIRED},
+    _S.PENDING: frozenset({_S.DELIVERED, _S.READ, _S.UNDELIVERED, _S.EXPIRED}),
+    _S.DELIVERED: frozenset({_S.READ}),
+    _S.READ: frozenset(),
+    _S.UNDELIVERED: frozenset(),
+    _S.ERROR: frozenset(),
+    _S.SKIPPED: frozenset(),
+    _S.CANCELED: frozenset(),
+    _S.EXPIRED: frozenset(),
+}
+_SOURCES = {new: frozenset(old for old, targets in TRANSITIONS.items() if new in targets) for new in MessageStatus}
+# Pre-send statuses share the lowest ranks (CREATED below the others); every allowed move keeps or raises the rank.
+_RANKS = {
+    _S.CREATED: 0, _S.QUEUED: 1, _S.DELAYED: 1, _S.PAUSED: 1, _S.SENT: 2, _S.PENDING: 3,
+    _S.DELIVERED: 4, _S.UNDELIVERED: 4, _S.ERROR: 4, _S.SKIPPED: 4, _S.CANCELED: 4, _S.EXPIRED: 4, _S.READ: 5,
+}
+
+
+def can_move(old: MessageStatus, new: MessageStatus) -> bool:
+    """Whether a message in `old` may change to `new` (a repeated status is no change: False)."""
+    return new in TRANSITIONS[old]
+
+
+def sources(new: MessageStatus) -> frozenset[MessageStatus]:
+    """The statuses a message may move to `new` from: the guard of a batched `UPDATE … WHERE status IN (…)`."""
+    return _SOURCES[new]
+
+
+def rank(status: MessageStatus) -> int:
+    """How far along a status is: a message's rank never decreases."""
+    return _RANKS[status]

@@ -58,6 +58,17 @@ def variables_in(text: str) -> list[str]:
     return list(dict.fromkeys(name for name in names if _NAME_RE.match(name)))
 
 
+def render(text: str, variables: dict[str, Any]) -> str:
+    """The text with each `{{name}}` replaced by its value; `missing_variables` says beforehand what is absent."""
+    if '{{' not in text:
+        return text
+    return _PLACEHOLDER_RE.sub(lambda match: str(variables.get(match.group(1).strip(), match.group(0))), text)
+
+
+def missing_variables(texts: list[str], variables: dict[str, Any]) -> list[str]:
+    return [name for text in texts for name in variables_in(text) if variables.get(name) in (None, '')]
+
+
 def template_variables(steps: list[dict[str, Any]]) -> list[str]:
     """The variables of every step's text fields, in cascade order."""
     names = (name for step in steps for name in _step_variables(step))
@@ -89,7 +100,7 @@ async def validate(data: TemplateInput, template_id: uuid.UUID | None = None) ->
     `template_id` is the template being edited (its own name is not a duplicate)."""
     errors: dict[str, str] = {}
     name = await _clean_name(data.name, template_id, errors)
-    ranges = _clean_ranges(data.allowed_time_ranges, errors)
+    ranges = clean_ranges(data.allowed_time_ranges, errors)
     mode, zone = _clean_zone(data.time_zone_mode, data.time_zone, errors)
     steps = await _clean_steps(data.steps, errors)
     if errors:
@@ -115,21 +126,21 @@ async def _name_taken(name: str, template_id: uuid.UUID | None) -> bool:
     return await same_name.exists()
 
 
-def _minutes(value: str, end: bool) -> int | None:
+def minutes_of_day(value: str, end: bool) -> int | None:
     if end and value == _END_OF_DAY:
         return 24 * 60
     match = _TIME_RE.match(value)
     return int(match[1]) * 60 + int(match[2]) if match else None
 
 
-def _clean_ranges(ranges: list[tuple[str, str]], errors: dict[str, str]) -> list[tuple[str, str]]:
+def clean_ranges(ranges: list[tuple[str, str]], errors: dict[str, str]) -> list[tuple[str, str]]:
     if not ranges:
         errors['time_ranges'] = 'Add at least one time range.'
         return []
     parsed: list[tuple[int, int, int]] = []
     for i, (start, end) in enumerate(ranges):
         start, end = (start or '').strip(), (end or '').strip()
-        start_minutes, end_minutes = _minutes(start, end=False), _minutes(end, end=True)
+        start_minutes, end_minutes = minutes_of_day(start, end=False), minutes_of_day(end, end=True)
         if start_minutes is None or end_minutes is None:
             errors[f'time_ranges.{i}'] = 'Enter times as HH:MM (00:00 to 24:00).'
         elif start_minutes >= end_minutes:
@@ -174,6 +185,15 @@ async def _clean_steps(steps: list[dict[str, Any]], errors: dict[str, str]) -> l
             errors[f'steps.{i}.channel'] = f'{channel.label} is used twice: each channel may appear once.'
         seen.add(channel)
         cleaned.append(await _clean_step(i, channel, step, errors))
+    return cleaned
+
+
+async def clean_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Channel steps given inline (API, task files), validated as a template's are."""
+    errors: dict[str, str] = {}
+    cleaned = await _clean_steps(steps, errors)
+    if errors:
+        raise ValidationError(errors)
     return cleaned
 
 

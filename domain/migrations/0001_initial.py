@@ -1,14 +1,16 @@
-from tortoise import migrations
+from uuid import uuid4
+
+from orjson import loads
+from tortoise import fields, migrations
+from tortoise.fields.base import OnDelete
+from tortoise.fields.data import JSON_DUMPS
+from tortoise.indexes import Index
 from tortoise.migrations import operations as ops
+
 from domain.channels import Channel
 from domain.models import Role, SenderStatus, SuppressionKind, TaskKind, TaskStatus, TimeZoneMode
 from domain.statuses import MessageStatus
-from orjson import loads
-from tortoise.fields.base import OnDelete
-from tortoise.fields.data import JSON_DUMPS
-from uuid import uuid4
-from tortoise import fields
-from tortoise.indexes import Index
+
 
 class Migration(migrations.Migration):
     initial = True

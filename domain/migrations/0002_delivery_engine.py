@@ -1,11 +1,11 @@
-from tortoise import migrations
-from tortoise.migrations import operations as ops
 from orjson import loads
+from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
-from tortoise import fields
 from tortoise.indexes import Index
+from tortoise.migrations import operations as ops
 from tortoise.migrations.constraints import UniqueConstraint
+
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0001_initial')]

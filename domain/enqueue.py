@@ -1,0 +1,257 @@
+"""The outbox: every entry point (pages, API, task imports) turns its request into notifications and messages here,
+in one transaction, before anything is sent."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from . import phones, sms, sql, templates
+from .auth import Actor, Permission
+from .channels import Channel
+from .config import settings
+from .errors import NotFound, ValidationError
+from .models import Suppression, SuppressionKind, Tariff, Template, TimeZoneMode
+from .statuses import MessageStatus
+from .tariffs import ANY_COUNTRY
+
+_MESSAGE_COLUMNS = (
+    'id', 'notification_id', 'task_id', 'bulk_id', 'step_index', 'channel', 'provider', 'sender', 'recipient',
+    'subject', 'text', 'html', 'params', 'parts', 'cost', 'currency', 'status', 'status_description', 'network',
+    'attempt', 'required', 'handed_over', 'in_doubt', 'validity_minutes', 'created_at', 'updated_at', 'due_at',
+    'short_link_clicks', 'email_opens', 'email_clicks',
+)
+_NOTIFICATION_COLUMNS = (
+    'id', 'bulk_id', 'group_id', 'flow_id', 'task_id', 'template_id', 'external_id', 'client_id', 'messenger_user_id',
+    'phone', 'email', 'variables', 'callback_url', 'callback_data', 'use_short_links', 'send_at',
+    'allowed_time_ranges', 'time_zone', 'created_at',
+)
+_EVENT_COLUMNS = ('message_id', 'at', 'status', 'description', 'details')
+_TEXT_FIELDS = ('text', 'subject', 'html')
+_EXTRA_FIELDS = ('imageUrl', 'buttonText', 'buttonUrl', 'templateName', 'templateNamespace', 'language', 'mediaUrl',
+                 'fromName', 'replyTo', 'templateData')
+
+
+@dataclass
+class Destination:
+    phone: str | int | float | None = None
+    email: str | None = None
+    external_id: str | None = None
+    client_id: str | None = None
+    messenger_user_id: str | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SendRequest:
+    """What to send to whom. `steps` are channel steps as stored in `Template.steps` (cascade order)."""
+    destinations: list[Destination]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    template_id: uuid.UUID | str | None = None
+    allowed_time_ranges: list[list[str]] | None = None
+    time_zone_mode: TimeZoneMode = TimeZoneMode.FIXED
+    time_zone: str = 'UTC'
+    bulk_id: str | None = None
+    group_id: str | None = None
+    flow_id: str | None = None
+    task_id: uuid.UUID | None = None
+    callback_url: str | None = None
+    callback_data: str | None = None
+    use_short_links: bool = False
+    send_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CreatedMessage:
+    id: str
+    destination_index: int
+    bulk_id: str
+    group_id: str | None
+    flow_id: str | None
+    status: MessageStatus
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class RejectedDestination:
+    index: int
+    reason: str
+
+
+@dataclass
+class EnqueueResult:
+    bulk_id: str
+    messages: list[CreatedMessage] = field(default_factory=list)
+    rejected: list[RejectedDestination] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def enqueue(actor: Actor, request: SendRequest) -> EnqueueResult:
+    """Write the notifications and messages of a request; destinations that cannot be sent to are rejected with a
+    reason and the rest go ahead. Repeating a request with the same bulk id creates nothing twice."""
+    actor.require(Permission.SEND)
+    request = await _resolve_template(request)
+    steps = await templates.clean_steps(request.steps)
+    bulk_id = request.bulk_id or str(uuid.uuid4())
+    batch = _Batch(request, steps, bulk_id, await _pricing(), await _suppressed(request.destinations),
+                   await _existing(bulk_id) if request.bulk_id else {})
+    for index, destination in enumerate(request.destinations):
+        batch.add(index, destination)
+    async with in_transaction():
+        await sql.insert_many('notifications', _NOTIFICATION_COLUMNS, batch.notifications)
+        await sql.insert_many('messages', _MESSAGE_COLUMNS, batch.messages)
+        await sql.insert_many('message_events', _EVENT_COLUMNS, batch.events)
+    return EnqueueResult(bulk_id, batch.created, batch.rejected)
+
+
+async def _resolve_template(request: SendRequest) -> SendRequest:
+    if request.template_id is None:
+        if not request.steps:
+            raise ValidationError({'channels': 'Choose a template or give the channels to send through.'})
+        return request
+    template = await Template.get_or_none(id=request.template_id) if _is_uuid(request.template_id) else None
+    if template is None:
+        raise NotFound(f'There is no template {request.template_id}.')
+    request.steps = request.steps or template.steps
+    if request.allowed_time_ranges is None:
+        request.allowed_time_ranges = template.allowed_time_ranges
+        request.time_zone_mode, request.time_zone = template.time_zone_mode, template.time_zone
+    request.use_short_links = request.use_short_links or template.use_short_links
+    return request
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+async def _pricing() -> dict[tuple[str, str], Tariff]:
+    return {(t.channel.value, t.country): t for t in await Tariff.all()}
+
+
+async def _suppressed(destinations: list[Destination]) -> set[tuple[str, str]]:
+    if not destinations:
+        return set()
+    return {(SuppressionKind(kind).value, value) for kind, value in await Suppression.all().values_list('kind', 'value')}
+
+
+async def _existing(bulk_id: str) -> dict[tuple[str, str], tuple[str, MessageStatus]]:
+    """Messages an earlier try of the same request created: (recipient, channel) → (id, status)."""
+    rows = await sql.execute('SELECT id, recipient, channel, status FROM messages WHERE bulk_id = ?', [bulk_id])
+    return {(row['recipient'], row['channel']): (str(row['id']), MessageStatus(row['status'])) for row in rows}
+
+
+class _Batch:
+    """Rows to insert for one request, built without a database round trip per destination."""
+
+    def __init__(self, request: SendRequest, steps: list[dict[str, Any]], bulk_id: str,
+                 tariffs: dict[tuple[str, str], Tariff], suppressed: set[tuple[str, str]],
+                 existing: dict[tuple[str, str], tuple[str, MessageStatus]]) -> None:
+        self.request, self.steps, self.bulk_id = request, steps, bulk_id
+        self.tariffs, self.suppressed, self.existing = tariffs, suppressed, existing
+        self.region = settings().default_region
+        self.now = _now()
+        self.due = max(request.send_at, self.now) if request.send_at else self.now
+        self.notifications: list[tuple[Any, ...]] = []
+        self.messages: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.created: list[CreatedMessage] = []
+        self.rejected: list[RejectedDestination] = []
+
+    def add(self, index: int, destination: Destination) -> None:
+        try:
+            phone, email = self._contacts(destination)
+        except ValueError as error:
+            self.rejected.append(RejectedDestination(index, str(error)))
+            return
+        missing = templates.missing_variables(
+            [step.get(key, '') for step in self.steps for key in _TEXT_FIELDS], destination.variables)
+        if missing:
+            self.rejected.append(RejectedDestination(index, f'missing variable(s): {", ".join(dict.fromkeys(missing))}'))
+            return
+        recipients = {Channel.EMAIL: email, Channel.TELEGRAM: destination.messenger_user_id}
+        planned = [(i, step, recipients.get(Channel(step['channel']), phone)) for i, step in enumerate(self.steps)]
+        planned = [(i, step, recipient) for i, step, recipient in planned if recipient]
+        if not planned:
+            self.rejected.append(RejectedDestination(index, 'no phone, email or messenger id for any of the channels'))
+            return
+        notification_id = uuid.uuid4()
+        new = False
+        for position, (step_index, step, recipient) in enumerate(planned):
+            new |= self._message(index, notification_id, position, step_index, step, str(recipient), destination)
+        if new:
+            self.notifications.append(self._notification(notification_id, destination, phone, email))
+
+    def _contacts(self, destination: Destination) -> tuple[str | None, str | None]:
+        phone = phones.normalize_phone(destination.phone, self.region) if destination.phone not in (None, '') else None
+        email = phones.normalize_email(destination.email) if destination.email else None
+        return phone, email
+
+    def _message(self, index: int, notification_id: uuid.UUID, position: int, step_index: int,
+                 step: dict[str, Any], recipient: str, destination: Destination) -> bool:
+        channel = Channel(step['channel'])
+        if (recipient, channel.value) in self.existing:
+            message_id, status = self.existing[(recipient, channel.value)]
+            self._report(index, message_id, status, channel)
+            return False
+        text = templates.render(step.get('text', ''), destination.variables)
+        parts = sms.analyze(text).parts if channel is Channel.SMS else 1
+        tariff = self._tariff(channel, recipient)
+        status, description = self._initial_status(position, channel, recipient)
+        message_id = uuid.uuid4()
+        params = {key: step[key] for key in _EXTRA_FIELDS if step.get(key)}
+        self.messages.append((
+            message_id, notification_id, self.request.task_id, self.bulk_id, step_index, channel, '',
+            step.get('from') or step.get('fromEmail', ''), recipient,
+            templates.render(step.get('subject', ''), destination.variables), text,
+            templates.render(step.get('html', ''), destination.variables), params, parts,
+            Decimal(parts) * tariff.price_per_part if tariff else Decimal(0), tariff.currency if tariff else '',
+            status, description, '', 0, bool(step.get('required')), False, False, step.get('validityPeriod'),
+            self.now, self.now, self.due if status is MessageStatus.QUEUED else None, 0, 0, 0,
+        ))
+        self.events.append((message_id, self.now, status, description, {}))
+        self._report(index, str(message_id), status, channel)
+        return True
+
+    def _initial_status(self, position: int, channel: Channel, recipient: str) -> tuple[MessageStatus, str]:
+        kind = SuppressionKind.EMAIL if channel is Channel.EMAIL else SuppressionKind.PHONE
+        if (kind.value, recipient) in self.suppressed:
+            return MessageStatus.SKIPPED, 'The recipient opted out'
+        if position == 0:
+            return MessageStatus.QUEUED, MessageStatus.QUEUED.description
+        return MessageStatus.CREATED, 'Waits for the previous channel'
+
+    def _tariff(self, channel: Channel, recipient: str) -> Tariff | None:
+        country = phones.phone_country(recipient) if channel.uses_phone and recipient.startswith('+') else ''
+        return self.tariffs.get((channel.value, country)) or self.tariffs.get((channel.value, ANY_COUNTRY))
+
+    def _report(self, index: int, message_id: str, status: MessageStatus, channel: Channel) -> None:
+        self.created.append(CreatedMessage(message_id, index, self.bulk_id, self.request.group_id,
+                                           self.request.flow_id, status, channel))
+
+    def _notification(self, notification_id: uuid.UUID, destination: Destination, phone: str | None,
+                      email: str | None) -> tuple[Any, ...]:
+        request = self.request
+        zone = request.time_zone
+        if request.time_zone_mode is TimeZoneMode.RECIPIENT:
+            zone = (phones.phone_time_zone(phone) if phone else None) or zone
+        return (
+            notification_id, self.bulk_id, request.group_id, request.flow_id, request.task_id, _uuid_or_none(
+                request.template_id), destination.external_id, destination.client_id, destination.messenger_user_id,
+            phone, email, destination.variables, request.callback_url, request.callback_data,
+            request.use_short_links, request.send_at, request.allowed_time_ranges or [], zone, self.now,
+        )
+
+
+def _uuid_or_none(value: uuid.UUID | str | None) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value else None

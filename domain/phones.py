@@ -1,0 +1,180 @@
+"""Destinations: phone numbers to E.164 (phonenumbers) and email addresses, with human reasons for rejects."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers.timezone import time_zones_for_number
+
+Raw = str | int | float
+
+_PHONE_CHARACTERS = re.compile(r'\+?[0-9(][0-9\s().\-/]*')  # digits and the separators people type
+_SEPARATORS = re.compile(r'[^0-9+]')  # parsing is a third faster without them
+_EXCEL_FLOAT = re.compile(r'([0-9]+)\.0+')  # a number cell read as text: '79123456789.0'
+_NOT_A_NUMBER = 'not a phone number'
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: 'unknown country code',
+    NumberParseException.NOT_A_NUMBER: _NOT_A_NUMBER,
+    NumberParseException.TOO_SHORT_AFTER_IDD: 'too short',
+    NumberParseException.TOO_SHORT_NSN: 'too short',
+    NumberParseException.TOO_LONG: 'too long',
+}
+_LENGTH_REASONS = {
+    ValidationResult.INVALID_COUNTRY_CODE: 'unknown country code',
+    ValidationResult.TOO_SHORT: 'too short',
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: 'too short: the area code is missing',
+    ValidationResult.INVALID_LENGTH: 'wrong length for its country',
+    ValidationResult.TOO_LONG: 'too long',
+}
+_UNKNOWN_ZONE = 'Etc/Unknown'
+
+MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
+MAX_EMAIL_LOCAL_LENGTH = 64
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_EMAIL_DOMAIN = re.compile(r'((?!-)[^\W_]([^\W_]|-){0,62}(?<!-)\.)+([^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})')
+
+
+# --- phones ------------------------------------------------------------------------------------------------------
+
+def normalize_phone(raw: Raw, default_region: str) -> str:
+    """E.164 ('+79123456789') of a number as typed, or as a spreadsheet gave it; ValueError with the reason.
+
+    A number without a '+' is read in `default_region` (an ISO code). A bare run of digits, as spreadsheets
+    keep numbers whose '+' they dropped, is also read as international: first when it is too long for a
+    national number of the region even without the region's trunk prefix ('8 495…' stays Moscow, not
+    Vietnam's +84 95…), else when the national reading fails. The reason given is that of the first reading."""
+    text = _text(raw)
+    reason = ''
+    for candidate, region in _readings(_SEPARATORS.sub('', text), text.isdigit(), _region(default_region)):
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except NumberParseException as error:
+            reason = reason or _PARSE_REASONS.get(error.error_type, _NOT_A_NUMBER)
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        reason = reason or _invalid_reason(number)
+    raise ValueError(reason)
+
+
+def normalize_many(values: Iterable[Raw], default_region: str) -> list[tuple[str | None, str | None]]:
+    """(phone, None) or (None, reason) for each value, in order; repeated values are parsed once."""
+    done: dict[Raw, tuple[str | None, str | None]] = {}
+    results = []
+    for value in values:
+        result = done.get(value)
+        if result is None:
+            try:
+                result = (normalize_phone(value, default_region), None)
+            except ValueError as error:
+                result = (None, str(error))
+            done[value] = result
+        results.append(result)
+    return results
+
+
+@lru_cache(maxsize=65536)
+def phone_country(e164: str) -> str:
+    """The ISO region of a number ('RU'), or '' for international services and numbers that do not parse."""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
+    except NumberParseException:
+        return ''
+    return region if region in phonenumbers.SUPPORTED_REGIONS else ''
+
+
+@lru_cache(maxsize=65536)
+def phone_time_zone(e164: str) -> str | None:
+    """The time zone of a number when phonenumbers knows exactly one, else None (the caller's fallback applies).
+
+    Numbers that span zones give None rather than an arbitrary pick: phonenumbers lists every Russian zone,
+    alphabetically, for a Russian mobile number, so its first zone would be Asia/Almaty."""
+    try:
+        zones = time_zones_for_number(phonenumbers.parse(e164))
+    except NumberParseException:
+        return None
+    return zones[0] if len(zones) == 1 and zones[0] != _UNKNOWN_ZONE else None
+
+
+def _text(raw: Raw) -> str:
+    """The number as text: spreadsheet numbers (79123456789.0) become their digits; ValueError for junk."""
+    if raw is None:
+        raise ValueError('empty')
+    if isinstance(raw, str):
+        text = raw.strip()
+    elif isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        text = str(int(raw))
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        text = str(raw)
+    else:
+        raise ValueError(_NOT_A_NUMBER)
+    if not text:
+        raise ValueError('empty')
+    if not _PHONE_CHARACTERS.fullmatch(text):
+        raise ValueError(_NOT_A_NUMBER)
+    excel = _EXCEL_FLOAT.fullmatch(text)
+    return excel[1] if excel else text
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    """What reading a bare run of digits needs to know about the default region."""
+    code: str | None  # None: not a region phonenumbers knows, so only international numbers parse
+    longest: int  # the longest national number
+    trunk_prefix: str  # dialled before a national number: '8' in Russia, '0' in Germany
+
+    def international_first(self, digits: str) -> bool:
+        if self.trunk_prefix and digits.startswith(self.trunk_prefix):
+            return len(digits) - len(self.trunk_prefix) > self.longest
+        return len(digits) > self.longest
+
+
+@lru_cache(maxsize=256)
+def _region(code: str) -> _Region:
+    code = (code or '').strip().upper()
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(code)
+    if metadata is None:
+        return _Region(None, 0, '')
+    return _Region(code, max(metadata.general_desc.possible_length or (0,)), metadata.national_prefix or '')
+
+
+def _readings(number: str, bare: bool, region: _Region) -> list[tuple[str, str | None]]:
+    """(number, region) readings to try, most likely first; `bare`: the input was digits only."""
+    if not bare:
+        return [(number, region.code)]
+    national, international = (number, region.code), ('+' + number, None)
+    if region.code is None:
+        return [international]
+    return [international, national] if region.international_first(number) else [national, international]
+
+
+def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
+    result = phonenumbers.is_possible_number_with_reason(number)
+    return _LENGTH_REASONS.get(result, 'invalid number for its country')
+
+
+# --- emails ------------------------------------------------------------------------------------------------------
+
+def normalize_email(raw: str) -> str:
+    """The address with surrounding spaces removed and its domain in lower case; ValueError with the reason."""
+    text = raw.strip() if isinstance(raw, str) else ''
+    if not text:
+        raise ValueError('empty')
+    if len(text) > MAX_EMAIL_LENGTH:
+        raise ValueError(f'too long: at most {MAX_EMAIL_LENGTH} characters')
+    local, at, domain = text.rpartition('@')
+    if not at or not local:
+        raise ValueError('not an email address: it needs a name, “@” and a domain')
+    if len(local) > MAX_EMAIL_LOCAL_LENGTH:
+        raise ValueError(f'the part before “@” is longer than {MAX_EMAIL_LOCAL_LENGTH} characters')
+    if not _EMAIL_LOCAL.fullmatch(local):
+        raise ValueError('the part before “@” has characters an address cannot have')
+    domain = domain.lower()
+    if not _EMAIL_DOMAIN.fullmatch(domain):
+        raise ValueError(f'“{domain}” is not a valid domain' if domain else 'the domain after “@” is missing')
+    return f'{local}@{domain}'

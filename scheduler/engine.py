@@ -1,0 +1,36 @@
+"""Starts and stops the delivery engine: provider routes, the dispatcher and the periodic sweeps (APScheduler)."""
+from __future__ import annotations
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from domain import seed
+
+from .dispatcher import Dispatcher, expire_overdue, recover_in_doubt, release_delayed
+from .routes import RouteTable
+
+SWEEPS = ((release_delayed, 1), (expire_overdue, 5), (recover_in_doubt, 30))
+
+
+class Engine:
+    def __init__(self) -> None:
+        self.routes = RouteTable()
+        self.dispatcher = Dispatcher(self.routes)
+        self.scheduler: AsyncIOScheduler | None = None
+
+    async def start(self) -> None:
+        await seed.ensure_routes()
+        await self.routes.load()
+        await recover_in_doubt(older_than=self.dispatcher.lease)
+        self.dispatcher.start()
+        self.scheduler = AsyncIOScheduler()
+        for job, seconds in SWEEPS:
+            self.scheduler.add_job(job, 'interval', seconds=seconds, misfire_grace_time=60, coalesce=True,
+                                   max_instances=1)
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        await self.dispatcher.stop()
+        await self.routes.close()
