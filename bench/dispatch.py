@@ -56,7 +56,7 @@ async def measure(database: Path, count: int) -> dict[str, float]:
     while await dispatcher.dispatch_once():
         pass
     dispatch_seconds = time.perf_counter() - started
-    sent = await Message.filter(status__in=[MessageStatus.SENT, MessageStatus.DELIVERED]).count()
+    sent = await Message.filter(status__in=[MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED]).count()
     await routes.close()
     await close_database()
     return {'messages': count, 'sent': sent, 'enqueue_seconds': round(enqueue_seconds, 2),
