@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -13,13 +12,13 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 
 from .errors import LoginThrottled, PermissionDenied, ValidationError
 from .models import ApiKey, Role, User
+from .phones import is_valid_email
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash('not a password')  # keeps timing equal for unknown emails
 MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
 MIN_PASSWORD_LENGTH = 8
-EMAIL_RE = re.compile(r'^[^@\s]+@[^@\s]+\.[^@\s]+$')
 API_KEY_PREFIX = 'hk_'
 
 
@@ -74,7 +73,7 @@ def hash_password(password: str) -> str:
 
 def _validate_user_fields(email: str, password: str | None) -> dict[str, str]:
     errors = {}
-    if not EMAIL_RE.match(email):
+    if not is_valid_email(email):
         errors['email'] = 'Enter a valid email address.'
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         errors['password'] = f'The password needs at least {MIN_PASSWORD_LENGTH} characters.'

@@ -18,7 +18,6 @@ _S = MessageStatus
 HANDED_OVER = frozenset({_S.UNDELIVERED, _S.ERROR, _S.EXPIRED})
 DELIVERED = frozenset({_S.DELIVERED, _S.READ})
 _TIMESTAMPS = {_S.SENT: 'sent_at', _S.PENDING: 'sent_at', _S.DELIVERED: 'delivered_at', _S.READ: 'delivered_at'}
-_CHUNK = 500  # values per statement: well under SQLite's and asyncpg's parameter limits
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _chunks(items: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]
-
-
 async def change_status(changes: Iterable[StatusChange], at: datetime | None = None) -> list[dict[str, Any]]:
     """Apply what the status machine allows; returns the rows that moved (id, notification_id, step_index, channel,
     status). Everything else (a duplicate, a late report, a message already ended) changes nothing."""
@@ -46,7 +40,7 @@ async def change_status(changes: Iterable[StatusChange], at: datetime | None = N
         groups[(change.status, change.description or change.status.description)].append(str(change.message_id))
     moved: list[dict[str, Any]] = []
     for (status, description), ids in groups.items():
-        for chunk in _chunks(ids):
+        for chunk in sql.chunks(ids):
             moved += await _move(chunk, status, description, at)
     if moved:
         await _after_moves(moved, at)
@@ -97,7 +91,7 @@ async def _cascade(moved: list[dict[str, Any]], at: datetime) -> None:
     if not ended:
         return
     waiting: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for chunk in _chunks(list(ended)):
+    for chunk in sql.chunks(list(ended)):
         for row in await sql.execute(
                 'SELECT id, notification_id, step_index, required FROM messages WHERE status = ? '
                 f'AND notification_id IN {sql.in_list(len(chunk))} ORDER BY step_index', [_S.CREATED, *chunk]):
@@ -113,10 +107,10 @@ async def _cascade(moved: list[dict[str, Any]], at: datetime) -> None:
         elif later:
             handed_over.append(str(row['id']))
             next_steps.append(StatusChange(str(later[0]['id']), _S.QUEUED, f'Fallback after {row["channel"]}'))
-    for chunk in _chunks(handed_over):
+    for chunk in sql.chunks(handed_over):
         await sql.execute(f'UPDATE messages SET handed_over = ? WHERE id IN {sql.in_list(len(chunk))}', [True, *chunk])
     queued = [change.message_id for change in next_steps if change.status is _S.QUEUED]
-    for chunk in _chunks(queued):
+    for chunk in sql.chunks(queued):
         await sql.execute(f'UPDATE messages SET due_at = ? WHERE id IN {sql.in_list(len(chunk))}', [at, *chunk])
     if next_steps:
         await change_status(next_steps, at)
@@ -126,7 +120,7 @@ async def _queue_callbacks(moved: list[dict[str, Any]], at: datetime) -> None:
     """The client's callbackUrl hears of every change, through an outbox a worker delivers from."""
     notifications = list({str(row['notification_id']) for row in moved})
     targets: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(notifications):
+    for chunk in sql.chunks(notifications):
         for row in await sql.execute(
                 'SELECT id, callback_url, callback_data FROM notifications WHERE callback_url IS NOT NULL '
                 f'AND id IN {sql.in_list(len(chunk))}', chunk):
@@ -149,7 +143,7 @@ async def apply_reports(provider: str, reports: list[DeliveryReport]
     matched no message (yet: a fast provider can report before its answer to the send is recorded)."""
     by_provider_id = {report.provider_message_id: report for report in reports}
     known: dict[str, str] = {}
-    for chunk in _chunks(list(by_provider_id)):
+    for chunk in sql.chunks(list(by_provider_id)):
         for row in await sql.execute(
                 'SELECT id, provider_message_id FROM messages WHERE provider = ? '
                 f'AND provider_message_id IN {sql.in_list(len(chunk))}', [provider, *chunk]):

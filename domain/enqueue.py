@@ -5,19 +5,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from . import phones, sms, sql, templates
+from . import phones, sms, sql, tariffs, templates
 from .auth import Actor, Permission
 from .channels import Channel
 from .config import settings
 from .errors import NotFound, ValidationError
-from .models import Suppression, SuppressionKind, Tariff, Template, TimeZoneMode
+from .models import Suppression, SuppressionKind, Template, TimeZoneMode
 from .statuses import MessageStatus
-from .tariffs import ANY_COUNTRY
 
 _MESSAGE_COLUMNS = (
     'id', 'notification_id', 'task_id', 'bulk_id', 'step_index', 'channel', 'provider', 'sender', 'recipient',
@@ -100,10 +98,12 @@ async def enqueue(actor: Actor, request: SendRequest) -> EnqueueResult:
     request = await _resolve_template(request)
     steps = await templates.clean_steps(request.steps)
     bulk_id = request.bulk_id or str(uuid.uuid4())
-    batch = _Batch(request, steps, bulk_id, await _pricing(), await _suppressed(request.destinations),
+    region = settings().default_region
+    contacts = [_contacts(destination, region) for destination in request.destinations]
+    batch = _Batch(request, steps, bulk_id, await tariffs.tariff_table(), await _suppressed(contacts),
                    await _existing(bulk_id) if request.bulk_id else {})
-    for index, destination in enumerate(request.destinations):
-        batch.add(index, destination)
+    for index, (destination, contact) in enumerate(zip(request.destinations, contacts)):
+        batch.add(index, destination, contact)
     async with in_transaction():
         await sql.insert_many('notifications', _NOTIFICATION_COLUMNS, batch.notifications)
         await sql.insert_many('messages', _MESSAGE_COLUMNS, batch.messages)
@@ -135,14 +135,32 @@ def _is_uuid(value: object) -> bool:
         return False
 
 
-async def _pricing() -> dict[tuple[str, str], Tariff]:
-    return {(t.channel.value, t.country): t for t in await Tariff.all()}
+@dataclass(frozen=True)
+class _Contacts:
+    phone: str | None
+    country: str
+    email: str | None
 
 
-async def _suppressed(destinations: list[Destination]) -> set[tuple[str, str]]:
-    if not destinations:
-        return set()
-    return {(SuppressionKind(kind).value, value) for kind, value in await Suppression.all().values_list('kind', 'value')}
+def _contacts(destination: Destination, region: str) -> _Contacts | str:
+    """The destination's normalized phone (with its country, for pricing) and email, or why it is unusable."""
+    try:
+        phone, country = (phones.normalize_phone_and_country(destination.phone, region)
+                          if destination.phone not in (None, '') else (None, ''))
+        email = phones.normalize_email(destination.email) if destination.email else None
+    except ValueError as error:
+        return str(error)
+    return _Contacts(phone, country, email)
+
+
+async def _suppressed(contacts: list[_Contacts | str]) -> set[tuple[SuppressionKind, str]]:
+    """Which of this request's phones and emails opted out."""
+    values = list({value for c in contacts if isinstance(c, _Contacts) for value in (c.phone, c.email) if value})
+    found: set[tuple[SuppressionKind, str]] = set()
+    for chunk in sql.chunks(values):
+        found |= {(SuppressionKind(kind), value)
+                  for kind, value in await Suppression.filter(value__in=chunk).values_list('kind', 'value')}
+    return found
 
 
 async def _existing(bulk_id: str) -> dict[tuple[str, str], tuple[str, MessageStatus]]:
@@ -155,11 +173,10 @@ class _Batch:
     """Rows to insert for one request, built without a database round trip per destination."""
 
     def __init__(self, request: SendRequest, steps: list[dict[str, Any]], bulk_id: str,
-                 tariffs: dict[tuple[str, str], Tariff], suppressed: set[tuple[str, str]],
+                 tariff_table: tariffs.TariffTable, suppressed: set[tuple[SuppressionKind, str]],
                  existing: dict[tuple[str, str], tuple[str, MessageStatus]]) -> None:
         self.request, self.steps, self.bulk_id = request, steps, bulk_id
-        self.tariffs, self.suppressed, self.existing = tariffs, suppressed, existing
-        self.region = settings().default_region
+        self.tariffs, self.suppressed, self.existing = tariff_table, suppressed, existing
         self.now = _now()
         self.due = max(request.send_at, self.now) if request.send_at else self.now
         self.notifications: list[tuple[Any, ...]] = []
@@ -168,12 +185,11 @@ class _Batch:
         self.created: list[CreatedMessage] = []
         self.rejected: list[RejectedDestination] = []
 
-    def add(self, index: int, destination: Destination) -> None:
-        try:
-            phone, email = self._contacts(destination)
-        except ValueError as error:
-            self.rejected.append(RejectedDestination(index, str(error)))
+    def add(self, index: int, destination: Destination, contacts: _Contacts | str) -> None:
+        if isinstance(contacts, str):
+            self.rejected.append(RejectedDestination(index, contacts))
             return
+        phone, email = contacts.phone, contacts.email
         missing = templates.missing_variables(
             [step.get(key, '') for step in self.steps for key in _TEXT_FIELDS], destination.variables)
         if missing:
@@ -188,17 +204,13 @@ class _Batch:
         notification_id = uuid.uuid4()
         new = False
         for position, (step_index, step, recipient) in enumerate(planned):
-            new |= self._message(index, notification_id, position, step_index, step, str(recipient), destination)
+            new |= self._message(index, notification_id, position, step_index, step, str(recipient), destination,
+                                 contacts.country)
         if new:
             self.notifications.append(self._notification(notification_id, destination, phone, email))
 
-    def _contacts(self, destination: Destination) -> tuple[str | None, str | None]:
-        phone = phones.normalize_phone(destination.phone, self.region) if destination.phone not in (None, '') else None
-        email = phones.normalize_email(destination.email) if destination.email else None
-        return phone, email
-
     def _message(self, index: int, notification_id: uuid.UUID, position: int, step_index: int,
-                 step: dict[str, Any], recipient: str, destination: Destination) -> bool:
+                 step: dict[str, Any], recipient: str, destination: Destination, country: str) -> bool:
         channel = Channel(step['channel'])
         if (recipient, channel.value) in self.existing:
             message_id, status = self.existing[(recipient, channel.value)]
@@ -206,7 +218,7 @@ class _Batch:
             return False
         text = templates.render(step.get('text', ''), destination.variables)
         parts = sms.analyze(text).parts if channel is Channel.SMS else 1
-        tariff = self._tariff(channel, recipient)
+        tariff = tariffs.choose(self.tariffs, channel, country if channel.uses_phone else '')
         status, description = self._initial_status(position, channel, recipient)
         message_id = uuid.uuid4()
         params = {key: step[key] for key in _EXTRA_FIELDS if step.get(key)}
@@ -215,7 +227,7 @@ class _Batch:
             step.get('from') or step.get('fromEmail', ''), recipient,
             templates.render(step.get('subject', ''), destination.variables), text,
             templates.render(step.get('html', ''), destination.variables), params, parts,
-            Decimal(parts) * tariff.price_per_part if tariff else Decimal(0), tariff.currency if tariff else '',
+            tariffs.cost(parts, tariff), tariff.currency if tariff else '',
             status, description, '', 0, bool(step.get('required')), False, False, step.get('validityPeriod'),
             self.now, self.now, self.due if status is MessageStatus.QUEUED else None, 0, 0, 0,
         ))
@@ -225,15 +237,11 @@ class _Batch:
 
     def _initial_status(self, position: int, channel: Channel, recipient: str) -> tuple[MessageStatus, str]:
         kind = SuppressionKind.EMAIL if channel is Channel.EMAIL else SuppressionKind.PHONE
-        if (kind.value, recipient) in self.suppressed:
+        if (kind, recipient) in self.suppressed:
             return MessageStatus.SKIPPED, 'The recipient opted out'
         if position == 0:
             return MessageStatus.QUEUED, MessageStatus.QUEUED.description
         return MessageStatus.CREATED, 'Waits for the previous channel'
-
-    def _tariff(self, channel: Channel, recipient: str) -> Tariff | None:
-        country = phones.phone_country(recipient) if channel.uses_phone and recipient.startswith('+') else ''
-        return self.tariffs.get((channel.value, country)) or self.tariffs.get((channel.value, ANY_COUNTRY))
 
     def _report(self, index: int, message_id: str, status: MessageStatus, channel: Channel) -> None:
         self.created.append(CreatedMessage(message_id, index, self.bulk_id, self.request.group_id,

@@ -48,6 +48,17 @@ def normalize_phone(raw: Raw, default_region: str) -> str:
     keep numbers whose '+' they dropped, is also read as international: first when it is too long for a
     national number of the region even without the region's trunk prefix ('8 495…' stays Moscow, not
     Vietnam's +84 95…), else when the national reading fails. The reason given is that of the first reading."""
+    return phonenumbers.format_number(_valid_number(raw, default_region), PhoneNumberFormat.E164)
+
+
+def normalize_phone_and_country(raw: Raw, default_region: str) -> tuple[str, str]:
+    """`normalize_phone` and `phone_country` from a single parse (for pricing many numbers)."""
+    number = _valid_number(raw, default_region)
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164), _supported(
+        phonenumbers.region_code_for_number(number))
+
+
+def _valid_number(raw: Raw, default_region: str) -> phonenumbers.PhoneNumber:
     text = _text(raw)
     reason = ''
     for candidate, region in _readings(_SEPARATORS.sub('', text), text.isdigit(), _region(default_region)):
@@ -57,7 +68,7 @@ def normalize_phone(raw: Raw, default_region: str) -> str:
             reason = reason or _PARSE_REASONS.get(error.error_type, _NOT_A_NUMBER)
             continue
         if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+            return number
         reason = reason or _invalid_reason(number)
     raise ValueError(reason)
 
@@ -82,9 +93,12 @@ def normalize_many(values: Iterable[Raw], default_region: str) -> list[tuple[str
 def phone_country(e164: str) -> str:
     """The ISO region of a number ('RU'), or '' for international services and numbers that do not parse."""
     try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
+        return _supported(phonenumbers.region_code_for_number(phonenumbers.parse(e164)))
     except NumberParseException:
         return ''
+
+
+def _supported(region: str | None) -> str:
     return region if region in phonenumbers.SUPPORTED_REGIONS else ''
 
 
@@ -178,3 +192,11 @@ def normalize_email(raw: str) -> str:
     if not _EMAIL_DOMAIN.fullmatch(domain):
         raise ValueError(f'“{domain}” is not a valid domain' if domain else 'the domain after “@” is missing')
     return f'{local}@{domain}'
+
+
+def is_valid_email(raw: str) -> bool:
+    try:
+        normalize_email(raw)
+    except ValueError:
+        return False
+    return True

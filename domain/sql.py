@@ -17,6 +17,7 @@ from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 _PLACEHOLDER = re.compile(r'\?')
+CHUNK = 500  # values per statement: well under SQLite's and asyncpg's parameter limits
 
 
 def connection() -> BaseDBAsyncClient:
@@ -91,6 +92,11 @@ def _adapt_row(row: Sequence[Any], columns: list[int], adapt) -> list[Any]:
 async def insert_many(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     names = ', '.join(f'"{c}"' for c in columns)
     await execute_many(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})', rows)
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def in_list(count: int) -> str:

@@ -22,11 +22,24 @@ MAX_PRICE = Decimal(10) ** 8  # the column holds 12 digits, 4 of them decimals
 CURRENCY = re.compile(r'[A-Z]{3}')
 
 
-async def find_tariff(channel: Channel, country: str | None) -> Tariff | None:
+TariffTable = dict[tuple[Channel, str], Tariff]
+
+
+def choose(table: TariffTable, channel: Channel, country: str | None) -> Tariff | None:
     """The tariff for a country, else the channel's '*' tariff, else None."""
+    return table.get((channel, (country or '').upper())) or table.get((channel, ANY_COUNTRY))
+
+
+async def tariff_table(channel: Channel | None = None) -> TariffTable:
+    """Every tariff (of a channel), for pricing many messages without a query each."""
+    query = Tariff.filter(channel=channel) if channel else Tariff.all()
+    return {(t.channel, t.country): t for t in await query}
+
+
+async def find_tariff(channel: Channel, country: str | None) -> Tariff | None:
     countries = [c for c in ((country or '').upper(), ANY_COUNTRY) if c]
-    tariffs = {t.country: t for t in await Tariff.filter(channel=channel, country__in=countries)}
-    return next((tariffs[c] for c in countries if c in tariffs), None)
+    rows = await Tariff.filter(channel=channel, country__in=countries)
+    return choose({(t.channel, t.country): t for t in rows}, channel, country)
 
 
 def cost(parts: int, tariff: Tariff | None) -> Decimal:

@@ -11,8 +11,8 @@ from zoneinfo import available_timezones
 
 from tortoise.transactions import in_transaction
 
-from . import audit, senders, sms, tariffs
-from .auth import EMAIL_RE, Actor, Permission
+from . import audit, phones, senders, sms, tariffs
+from .auth import Actor, Permission
 from .channels import STEP_FIELDS, Channel, StepField
 from .errors import NotFound, ValidationError
 from .models import Template, TimeZoneMode
@@ -229,7 +229,7 @@ async def _field_error(channel: Channel, step_field: StepField, value: str) -> s
         parts = urlsplit(value)
         if parts.scheme not in ('http', 'https') or not parts.netloc:
             return 'Enter a web address starting with http:// or https://.'
-    if step_field.kind == 'email' and not EMAIL_RE.match(value):
+    if step_field.kind == 'email' and not phones.is_valid_email(value):
         return 'Enter a valid email address.'
     if step_field.kind == 'sender':
         return await _sender_error(channel, value)

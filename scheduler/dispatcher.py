@@ -159,8 +159,7 @@ class Dispatcher:
     async def _send(self, route: Route, messages: list[Claimed]) -> None:
         ids = [m.id for m in messages]
         started = _now()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        for chunk in sql.chunks(ids):
             await sql.execute(f'UPDATE messages SET send_started_at = ?, attempt = attempt + 1, provider = ? '
                               f'WHERE id IN {sql.in_list(len(chunk))}', [started, route.provider_name, *chunk])
         results = await route.send([m.outgoing() for m in messages])
@@ -198,8 +197,7 @@ async def recover_in_doubt(older_than: timedelta = timedelta(0)) -> int:
         'SELECT id FROM messages WHERE status = ? AND send_started_at IS NOT NULL AND lease_until < ?',
         [_S.QUEUED, cutoff])
     ids = [str(row['id']) for row in rows]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+    for chunk in sql.chunks(ids):
         await sql.execute(f'UPDATE messages SET in_doubt = ? WHERE id IN {sql.in_list(len(chunk))}', [True, *chunk])
     await change_status([StatusChange(i, _S.ERROR, 'Outcome unknown: the sender stopped during the hand-over. '
                                                'Check with the provider before sending again.') for i in ids])

@@ -1,8 +1,5 @@
-import asyncio
-from collections.abc import Callable
-from typing import Any
 
-from helpers import sign_in_as
+from helpers import eventually, sign_in_as, table_rows
 from nicegui import ui
 from nicegui.testing import User
 from test_templates_service import OPERATOR, make_input
@@ -22,18 +19,6 @@ async def fill(user: User, marker: str, text: str) -> None:
     element = user.find(marker=marker).elements.pop()
     element.value = ''
     user.find(marker=marker).type(text)
-
-
-def table_rows(user: User) -> list[dict[str, Any]]:
-    return user.find(ui.table).elements.pop().rows
-
-
-async def eventually(condition: Callable[[], bool]) -> None:
-    for _ in range(50):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError('condition not met')
 
 
 async def names_listed(user: User, expected: list[str]) -> None:

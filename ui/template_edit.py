@@ -7,7 +7,7 @@ from nicegui import ui
 
 from domain import senders, templates
 from domain.auth import Actor, Permission
-from domain.channels import STEP_FIELDS, Channel, StepField
+from domain.channels import SENDER_CHANNELS, STEP_FIELDS, Channel, StepField
 from domain.errors import HeraldError, NotFound, ValidationError
 from domain.models import Template, TimeZoneMode
 from domain.templates import TemplateInput
@@ -79,7 +79,7 @@ class TemplateForm:
         self.step_inputs: dict[str, ui.element] = {}
 
     async def build(self) -> None:
-        self.sender_names = {channel: await senders.approved_names(channel) for channel in Channel}
+        self.sender_names = {channel: await senders.approved_names(channel) for channel in SENDER_CHANNELS}
         with ui.column().classes('w-full max-w-4xl gap-4'):
             name = self._editable(ui.input('Template name').bind_value(self, 'name').classes('w-full'))
             self.inputs['name'] = name.mark('template-name')
@@ -223,7 +223,7 @@ class TemplateForm:
 
     def _add_step(self, channel: str | None) -> None:
         if channel:
-            names = self.sender_names[Channel(channel)]
+            names = self.sender_names.get(Channel(channel), [])
             sender = {f.key: names[0] for f in STEP_FIELDS[Channel(channel)] if f.kind == 'sender' and names}
             self.steps.append(_form_step({'channel': channel, **sender}))
             self.steps_section.refresh()
