@@ -18,17 +18,19 @@ class Settings:
     config_file: Path | None
     default_region: str
     currency: str
+    dispatch_lease_seconds: int
+    callback_secret: str  # signs client callbacks (domain/callbacks.py)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith('sqlite')
 
 
-def _secret(data_dir: Path) -> str:
-    """HERALD_SECRET, or one generated on first start and kept in the data dir."""
-    if value := os.environ.get('HERALD_SECRET'):
+def _secret(data_dir: Path, variable: str, filename: str) -> str:
+    """The environment variable, or a secret generated on first start and kept in the data dir."""
+    if value := os.environ.get(variable):
         return value
-    path = data_dir / 'secret.key'
+    path = data_dir / filename
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
@@ -46,11 +48,13 @@ def load_settings() -> Settings:
         database_url=os.environ.get('HERALD_DATABASE_URL') or f'sqlite://{data_dir / "herald.sqlite3"}',
         host=host,
         port=port,
-        secret=_secret(data_dir),
+        secret=_secret(data_dir, 'HERALD_SECRET', 'secret.key'),
         public_url=os.environ.get('HERALD_PUBLIC_URL', f'http://{host}:{port}').rstrip('/'),
         config_file=Path(config_file) if config_file else None,
         default_region=os.environ.get('HERALD_DEFAULT_REGION', 'RU').upper(),
         currency=os.environ.get('HERALD_CURRENCY', 'EUR').upper(),
+        dispatch_lease_seconds=int(os.environ.get('HERALD_DISPATCH_LEASE_SECONDS', '120')),
+        callback_secret=_secret(data_dir, 'HERALD_CALLBACK_SECRET', 'callback.key'),
     )
 
 

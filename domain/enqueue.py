@@ -2,6 +2,7 @@
 in one transaction, before anything is sent."""
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from .auth import Actor, Permission
 from .channels import Channel
 from .config import settings
 from .errors import NotFound, ValidationError
-from .models import Suppression, SuppressionKind, Template, TimeZoneMode
+from .models import Suppression, SuppressionKind, Tariff, Template, TimeZoneMode
 from .statuses import MessageStatus
 
 _MESSAGE_COLUMNS = (
@@ -29,7 +30,6 @@ _NOTIFICATION_COLUMNS = (
     'allowed_time_ranges', 'time_zone', 'created_at',
 )
 _EVENT_COLUMNS = ('message_id', 'at', 'status', 'description', 'details')
-_TEXT_FIELDS = ('text', 'subject', 'html')
 _EXTRA_FIELDS = ('imageUrl', 'buttonText', 'buttonUrl', 'templateName', 'templateNamespace', 'language', 'mediaUrl',
                  'fromName', 'replyTo', 'templateData')
 
@@ -169,16 +169,46 @@ async def _existing(bulk_id: str) -> dict[tuple[str, str], tuple[str, MessageSta
     return {(row['recipient'], row['channel']): (str(row['id']), MessageStatus(row['status'])) for row in rows}
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What every message of one step shares, worked out once per request rather than per destination."""
+    index: int
+    channel: Channel
+    sender: str
+    subject: str
+    text: str
+    html: str
+    params: str  # JSON
+    required: bool
+    validity: int | None
+
+    @classmethod
+    def of(cls, index: int, step: dict[str, Any]) -> _Step:
+        params = {key: step[key] for key in _EXTRA_FIELDS if step.get(key)}
+        return cls(index, Channel(step['channel']), step.get('from') or step.get('fromEmail', ''),
+                   step.get('subject', ''), step.get('text', ''), step.get('html', ''),
+                   json.dumps(params, ensure_ascii=False) if params else '{}', bool(step.get('required')),
+                   step.get('validityPeriod'))
+
+
 class _Batch:
     """Rows to insert for one request, built without a database round trip per destination."""
 
     def __init__(self, request: SendRequest, steps: list[dict[str, Any]], bulk_id: str,
                  tariff_table: tariffs.TariffTable, suppressed: set[tuple[SuppressionKind, str]],
                  existing: dict[tuple[str, str], tuple[str, MessageStatus]]) -> None:
-        self.request, self.steps, self.bulk_id = request, steps, bulk_id
+        self.request, self.bulk_id = request, bulk_id
+        self.steps = [_Step.of(i, step) for i, step in enumerate(steps)]
+        self.variables = list(dict.fromkeys(
+            name for step in self.steps for text in (step.text, step.subject, step.html)
+            for name in templates.variables_in(text)))
         self.tariffs, self.suppressed, self.existing = tariff_table, suppressed, existing
+        self.prices: dict[tuple[Channel, str], Tariff | None] = {}
         self.now = _now()
         self.due = max(request.send_at, self.now) if request.send_at else self.now
+        self.ranges = json.dumps(request.allowed_time_ranges or [])
+        self.template_id = _uuid_or_none(request.template_id)
+        self.task_id = str(request.task_id) if request.task_id else None
         self.notifications: list[tuple[Any, ...]] = []
         self.messages: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
@@ -190,50 +220,53 @@ class _Batch:
             self.rejected.append(RejectedDestination(index, contacts))
             return
         phone, email = contacts.phone, contacts.email
-        missing = templates.missing_variables(
-            [step.get(key, '') for step in self.steps for key in _TEXT_FIELDS], destination.variables)
+        values = destination.variables
+        missing = [name for name in self.variables if values.get(name) in (None, '')]
         if missing:
-            self.rejected.append(RejectedDestination(index, f'missing variable(s): {", ".join(dict.fromkeys(missing))}'))
+            self.rejected.append(RejectedDestination(index, f'missing variable(s): {", ".join(missing)}'))
             return
         recipients = {Channel.EMAIL: email, Channel.TELEGRAM: destination.messenger_user_id}
-        planned = [(i, step, recipients.get(Channel(step['channel']), phone)) for i, step in enumerate(self.steps)]
-        planned = [(i, step, recipient) for i, step, recipient in planned if recipient]
+        planned = [(step, recipients.get(step.channel, phone)) for step in self.steps]
+        planned = [(step, recipient) for step, recipient in planned if recipient]
         if not planned:
             self.rejected.append(RejectedDestination(index, 'no phone, email or messenger id for any of the channels'))
             return
-        notification_id = uuid.uuid4()
+        notification_id = sql.new_id()
         new = False
-        for position, (step_index, step, recipient) in enumerate(planned):
-            new |= self._message(index, notification_id, position, step_index, step, str(recipient), destination,
-                                 contacts.country)
+        for position, (step, recipient) in enumerate(planned):
+            new |= self._message(index, notification_id, position, step, str(recipient), values, contacts.country)
         if new:
             self.notifications.append(self._notification(notification_id, destination, phone, email))
 
-    def _message(self, index: int, notification_id: uuid.UUID, position: int, step_index: int,
-                 step: dict[str, Any], recipient: str, destination: Destination, country: str) -> bool:
-        channel = Channel(step['channel'])
+    def _message(self, index: int, notification_id: str, position: int, step: _Step, recipient: str,
+                 values: dict[str, Any], country: str) -> bool:
+        channel = step.channel
         if (recipient, channel.value) in self.existing:
             message_id, status = self.existing[(recipient, channel.value)]
             self._report(index, message_id, status, channel)
             return False
-        text = templates.render(step.get('text', ''), destination.variables)
+        text = templates.render(step.text, values)
         parts = sms.analyze(text).parts if channel is Channel.SMS else 1
-        tariff = tariffs.choose(self.tariffs, channel, country if channel.uses_phone else '')
+        cost, currency = self._price(channel, country if channel.uses_phone else '', parts)
         status, description = self._initial_status(position, channel, recipient)
-        message_id = uuid.uuid4()
-        params = {key: step[key] for key in _EXTRA_FIELDS if step.get(key)}
+        message_id = sql.new_id()
         self.messages.append((
-            message_id, notification_id, self.request.task_id, self.bulk_id, step_index, channel, '',
-            step.get('from') or step.get('fromEmail', ''), recipient,
-            templates.render(step.get('subject', ''), destination.variables), text,
-            templates.render(step.get('html', ''), destination.variables), params, parts,
-            tariffs.cost(parts, tariff), tariff.currency if tariff else '',
-            status, description, '', 0, bool(step.get('required')), False, False, step.get('validityPeriod'),
+            message_id, notification_id, self.task_id, self.bulk_id, step.index, channel, '', step.sender, recipient,
+            templates.render(step.subject, values), text, templates.render(step.html, values), step.params, parts,
+            cost, currency, status, description, '', 0, step.required, False, False, step.validity,
             self.now, self.now, self.due if status is MessageStatus.QUEUED else None, 0, 0, 0,
         ))
-        self.events.append((message_id, self.now, status, description, {}))
-        self._report(index, str(message_id), status, channel)
+        self.events.append((message_id, self.now, status, description, '{}'))
+        self._report(index, message_id, status, channel)
         return True
+
+    def _price(self, channel: Channel, country: str, parts: int) -> tuple[Any, str]:
+        """The cost of `parts` parts and its currency (one tariff lookup per channel and country)."""
+        key = (channel, country)
+        if key not in self.prices:
+            self.prices[key] = tariffs.choose(self.tariffs, channel, country)
+        tariff = self.prices[key]
+        return tariffs.cost(parts, tariff), tariff.currency if tariff else ''
 
     def _initial_status(self, position: int, channel: Channel, recipient: str) -> tuple[MessageStatus, str]:
         kind = SuppressionKind.EMAIL if channel is Channel.EMAIL else SuppressionKind.PHONE
@@ -247,19 +280,20 @@ class _Batch:
         self.created.append(CreatedMessage(message_id, index, self.bulk_id, self.request.group_id,
                                            self.request.flow_id, status, channel))
 
-    def _notification(self, notification_id: uuid.UUID, destination: Destination, phone: str | None,
+    def _notification(self, notification_id: str, destination: Destination, phone: str | None,
                       email: str | None) -> tuple[Any, ...]:
         request = self.request
         zone = request.time_zone
         if request.time_zone_mode is TimeZoneMode.RECIPIENT:
             zone = (phones.phone_time_zone(phone) if phone else None) or zone
+        variables = json.dumps(destination.variables, ensure_ascii=False, default=str) if destination.variables else '{}'
         return (
-            notification_id, self.bulk_id, request.group_id, request.flow_id, request.task_id, _uuid_or_none(
-                request.template_id), destination.external_id, destination.client_id, destination.messenger_user_id,
-            phone, email, destination.variables, request.callback_url, request.callback_data,
-            request.use_short_links, request.send_at, request.allowed_time_ranges or [], zone, self.now,
+            notification_id, self.bulk_id, request.group_id, request.flow_id, self.task_id, self.template_id,
+            destination.external_id, destination.client_id, destination.messenger_user_id, phone, email, variables,
+            request.callback_url, request.callback_data, request.use_short_links, request.send_at, self.ranges, zone,
+            self.now,
         )
 
 
-def _uuid_or_none(value: uuid.UUID | str | None) -> uuid.UUID | None:
-    return uuid.UUID(str(value)) if value else None
+def _uuid_or_none(value: uuid.UUID | str | None) -> str | None:
+    return str(uuid.UUID(str(value))) if value else None

@@ -1,4 +1,5 @@
-"""Domain events: every batch of status changes is published here, for live pages and other listeners."""
+"""Domain events: every batch of status changes is published here, for live pages and other listeners; and every
+change of the provider routes, for the engine."""
 from __future__ import annotations
 
 import logging
@@ -25,18 +26,44 @@ Listener = Callable[[list[MessageChanged]], None]
 _listeners: list[Listener] = []
 
 
+@dataclass(frozen=True)
+class RoutesChanged:
+    """Provider routes were created, changed or deleted (`names`, old and new): the engine reloads its routes."""
+    names: tuple[str, ...]
+
+
+RoutesListener = Callable[[RoutesChanged], None]
+_route_listeners: list[RoutesListener] = []
+
+
+def _add(listeners: list, listener: Callable) -> Callable[[], None]:
+    listeners.append(listener)
+    return lambda: listeners.remove(listener) if listener in listeners else None
+
+
+def _notify(listeners: list, event: object, what: str) -> None:
+    for listener in list(listeners):
+        try:
+            listener(event)
+        except Exception:  # noqa: BLE001 - one broken listener must not stop the others (nor delivery)
+            log.exception('A listener of %s failed', what)
+
+
 def subscribe(listener: Listener) -> Callable[[], None]:
     """Call `listener` with each batch of changes; returns the function that unsubscribes it."""
-    _listeners.append(listener)
-    return lambda: _listeners.remove(listener) if listener in _listeners else None
+    return _add(_listeners, listener)
 
 
 def publish(changes: list[MessageChanged]) -> None:
     """Listeners must be quick (queue the work): this runs on the dispatcher's path."""
-    if not changes:
-        return
-    for listener in list(_listeners):
-        try:
-            listener(changes)
-        except Exception:  # noqa: BLE001 - one broken listener must not stop delivery
-            log.exception('A listener of message changes failed')
+    if changes:
+        _notify(_listeners, changes, 'message changes')
+
+
+def subscribe_routes(listener: RoutesListener) -> Callable[[], None]:
+    """Call `listener` after each committed change of provider routes; returns the function that unsubscribes it."""
+    return _add(_route_listeners, listener)
+
+
+def publish_routes(event: RoutesChanged) -> None:
+    _notify(_route_listeners, event, 'route changes')

@@ -5,10 +5,11 @@ import uuid
 from enum import Enum
 
 from tortoise import fields
-from tortoise.indexes import Index
+from tortoise.indexes import Index, PartialIndex
 from tortoise.models import Model
 
 from .channels import Channel
+from .indexes import PresentIndex
 from .statuses import MessageStatus
 
 
@@ -194,9 +195,9 @@ class Task(Model):
 class Notification(Model):
     """One recipient and one cascade of channel steps."""
     id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
-    bulk_id = fields.CharField(max_length=64, db_index=True)
-    group_id = fields.CharField(max_length=64, null=True, db_index=True)
-    flow_id = fields.CharField(max_length=64, null=True, db_index=True)
+    bulk_id = fields.CharField(max_length=64)  # messages' (bulk_id, recipient, channel) index finds a bulk
+    group_id = fields.CharField(max_length=64, null=True)
+    flow_id = fields.CharField(max_length=64, null=True)
     task = fields.ForeignKeyField('models.Task', null=True, on_delete=fields.SET_NULL, related_name=False)
     template = fields.ForeignKeyField('models.Template', null=True, on_delete=fields.SET_NULL, related_name=False)
     external_id = fields.CharField(max_length=200, null=True)
@@ -211,10 +212,11 @@ class Notification(Model):
     send_at = fields.DatetimeField(null=True)
     allowed_time_ranges = fields.JSONField(default=list)
     time_zone = fields.CharField(max_length=64, default='UTC')
-    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = 'notifications'
+        indexes = (PresentIndex(fields=('group_id',)), PresentIndex(fields=('flow_id',)))
 
 
 class Message(Model):
@@ -266,9 +268,13 @@ class Message(Model):
             Index(fields=('status', 'created_at')),
             Index(fields=('channel', 'created_at')),
             Index(fields=('recipient', 'created_at')),
-            Index(fields=('status', 'due_at')),
-            Index(fields=('task_id', 'status')),
-            Index(fields=('provider', 'provider_message_id')),
+            PartialIndex(fields=('channel', 'due_at'), condition={'status': 'QUEUED'}),  # what to claim next
+            PartialIndex(fields=('status', 'due_at'), condition={'status': 'DELAYED'}),  # to release as windows open
+            PresentIndex(fields=('task_id', 'status')),
+            Index(fields=('notification_id', 'step_index')),
+            PresentIndex(fields=('provider_message_id',)),
+            PresentIndex(fields=('lease_until',)),  # set only while claimed: finds the ones left in doubt
+            PresentIndex(fields=('expires_at',)),  # set only while SENT with a validity period
         )
         unique_together = (('bulk_id', 'recipient', 'channel'),)
 

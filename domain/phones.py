@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat, ValidationResult
+from phonenumbers import phonenumberutil as _util
 from phonenumbers.timezone import time_zones_for_number
 
 Raw = str | int | float
@@ -32,6 +33,10 @@ _LENGTH_REASONS = {
     ValidationResult.TOO_LONG: 'too long',
 }
 _UNKNOWN_ZONE = 'Etc/Unknown'
+_INTERNATIONAL = re.compile(r'\+[1-9][0-9]{3,16}')
+_MIN_NSN, _MAX_NSN = _util._MIN_LENGTH_FOR_NSN, _util._MAX_LENGTH_FOR_NSN
+_TOO_SHORT_TO_STRIP = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+                       ValidationResult.INVALID_LENGTH)
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
 MAX_EMAIL_LOCAL_LENGTH = 64
@@ -48,29 +53,82 @@ def normalize_phone(raw: Raw, default_region: str) -> str:
     keep numbers whose '+' they dropped, is also read as international: first when it is too long for a
     national number of the region even without the region's trunk prefix ('8 495…' stays Moscow, not
     Vietnam's +84 95…), else when the national reading fails. The reason given is that of the first reading."""
-    return phonenumbers.format_number(_valid_number(raw, default_region), PhoneNumberFormat.E164)
+    return phonenumbers.format_number(_valid_number(raw, default_region)[0], PhoneNumberFormat.E164)
 
 
 def normalize_phone_and_country(raw: Raw, default_region: str) -> tuple[str, str]:
     """`normalize_phone` and `phone_country` from a single parse (for pricing many numbers)."""
-    number = _valid_number(raw, default_region)
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164), _supported(
-        phonenumbers.region_code_for_number(number))
+    number, region = _valid_number(raw, default_region)
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164), _supported(region)
 
 
-def _valid_number(raw: Raw, default_region: str) -> phonenumbers.PhoneNumber:
+def _valid_number(raw: Raw, default_region: str) -> tuple[phonenumbers.PhoneNumber, str]:
+    """The number and its region, or ValueError with the reason of the first reading tried."""
     text = _text(raw)
     reason = ''
     for candidate, region in _readings(_SEPARATORS.sub('', text), text.isdigit(), _region(default_region)):
         try:
-            number = phonenumbers.parse(candidate, region)
+            number = _parse(candidate, region)
         except NumberParseException as error:
             reason = reason or _PARSE_REASONS.get(error.error_type, _NOT_A_NUMBER)
             continue
-        if phonenumbers.is_valid_number(number):
-            return number
+        if valid_region := _valid_region(number):
+            return number, valid_region
         reason = reason or _invalid_reason(number)
     raise ValueError(reason)
+
+
+def _valid_region(number: phonenumbers.PhoneNumber) -> str | None:
+    """`phonenumbers.is_valid_number`, returning the region it finds (`region_code_for_number`) or None.
+
+    `is_valid_number` finds the region, then checks the number against it, and pricing asks for the region again:
+    for a country code several regions share (+7, +1) that matched the number's type three times. Where the
+    region is found by its number type, that match already proves the number valid (tested against phonenumbers)."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code)
+    if not regions:
+        return None
+    if len(regions) == 1:
+        return regions[0] if phonenumbers.is_valid_number_for_region(number, regions[0]) else None
+    national = phonenumbers.national_significant_number(number)
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region(region, None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            if re.match(metadata.leading_digits, national):
+                return region if phonenumbers.is_valid_number_for_region(number, region) else None
+        elif _util._number_type_helper(national, metadata) != phonenumbers.PhoneNumberType.UNKNOWN:
+            return region
+    return None
+
+
+def _parse(candidate: str, region: str) -> phonenumbers.PhoneNumber:
+    """`phonenumbers.parse`, with a fast path for the common '+<digits>' (what `phonenumbers.parse` would do with it,
+    minus its search for extensions, letters and phone contexts, which such a string cannot have; the equivalence is
+    tested over every country code)."""
+    if not _INTERNATIONAL.fullmatch(candidate):
+        return phonenumbers.parse(candidate, region)
+    digits = candidate[1:]
+    for length in (1, 2, 3):
+        country_code = int(digits[:length])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return phonenumbers.parse(candidate, region)
+    national = digits[length:]
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(
+        country_code, phonenumbers.region_code_for_country_code(country_code))
+    if metadata is None or not _MIN_NSN <= len(national) <= _MAX_NSN:
+        return phonenumbers.parse(candidate, region)
+    _, stripped, _ = _util._maybe_strip_national_prefix_carrier_code(national, metadata)
+    if _util._test_number_length(stripped, metadata) not in _TOO_SHORT_TO_STRIP:
+        national = stripped
+    if not _MIN_NSN <= len(national) <= _MAX_NSN:
+        return phonenumbers.parse(candidate, region)
+    number = phonenumbers.PhoneNumber(country_code=country_code)
+    _util._set_italian_leading_zeros_for_phone_number(national, number)
+    number.national_number = int(national)
+    return number
 
 
 def normalize_many(values: Iterable[Raw], default_region: str) -> list[tuple[str | None, str | None]]:

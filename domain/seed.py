@@ -21,6 +21,8 @@ default = true
 settings = { latency_ms = 200 }
 ```
 Applying it again changes nothing; entries are matched by (name, channel), (channel, country) and name.
+Provider routes go through domain/routes.py, as if an admin saved them: the same checks (settings against the
+provider's schema), one default route per channel, and audit records by "system" with secrets masked.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from . import routes
+from .auth import SYSTEM
 from .channels import Channel
 from .errors import ValidationError
 from .models import ProviderRoute, SenderName, SenderStatus, Tariff
@@ -79,11 +83,15 @@ def _validate(config: dict[str, list[dict[str, Any]]]) -> None:
             errors[where] = 'price_per_part must be a number'
     for i, entry in enumerate(config['providers'], 1):
         where = f'providers #{i}'
-        _channel(entry.get('channel'), where, errors)
         if not entry.get('name') or not entry.get('provider'):
             errors[where] = 'name and provider are required'
-        if not isinstance(entry.get('settings', {}), dict):
+        elif not isinstance(entry.get('settings', {}), dict):
             errors[where] = 'settings must be a table'
+        else:
+            try:
+                routes.check(_route(entry))
+            except ValidationError as error:
+                errors |= {f'{where} ({entry["name"]}) {key}': message for key, message in error.errors.items()}
     if errors:
         raise ValidationError(errors)
 
@@ -100,12 +108,15 @@ async def apply_config(config: dict[str, list[dict[str, Any]]], default_currency
                 defaults={'price_per_part': Decimal(str(entry['price_per_part'])),
                           'currency': entry.get('currency', default_currency).upper()})
         for entry in config['providers']:
-            await ProviderRoute.update_or_create(
-                name=entry['name'],
-                defaults={'channel': Channel(entry['channel']), 'provider': entry['provider'],
-                          'settings': entry.get('settings', {}), 'concurrency': int(entry.get('concurrency', 10)),
-                          'rate_per_second': float(entry.get('rate_per_second', 100)),
-                          'is_default': bool(entry.get('default', False)), 'enabled': bool(entry.get('enabled', True))})
+            await routes.put_route(SYSTEM, _route(entry))
+
+
+def _route(entry: dict[str, Any]) -> routes.RouteData:
+    return routes.RouteData(
+        name=str(entry['name']), channel=str(entry.get('channel', '')), provider=str(entry['provider']),
+        settings=entry.get('settings', {}), concurrency=entry.get('concurrency', 10),
+        rate_per_second=entry.get('rate_per_second', 100), is_default=bool(entry.get('default', False)),
+        enabled=bool(entry.get('enabled', True)))
 
 
 async def ensure_routes() -> None:

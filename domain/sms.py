@@ -36,9 +36,12 @@ class SmsInfo:
     remaining: int
 
 
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
     """True if every character is in the GSM-7 basic or extension table."""
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    return set(text) <= GSM7_ALL
 
 
 def _cost(char: str, gsm: bool) -> int:
@@ -47,13 +50,21 @@ def _cost(char: str, gsm: bool) -> int:
     return 2 if ord(char) > 0xFFFF else 1  # surrogate pair
 
 
+def _units(text: str) -> tuple[bool, int]:
+    """(GSM-7?, units) of a text, counted with set and string operations rather than per character."""
+    characters = set(text)
+    if characters <= GSM7_ALL:
+        return True, len(text) + sum(text.count(c) for c in characters & GSM7_EXTENSION)
+    if text.isascii() or max(text) <= '\uffff':
+        return False, len(text)
+    return False, len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
 def _layout(text: str) -> tuple[str, int, int, list[str]]:
     """(encoding, units, per_part, parts) for ``text``."""
-    gsm = is_gsm7(text)
+    gsm, units = _units(text)
     encoding = GSM7 if gsm else UCS2
     single, multi = (GSM7_SINGLE, GSM7_MULTI) if gsm else (UCS2_SINGLE, UCS2_MULTI)
-    costs = [_cost(c, gsm) for c in text]
-    units = sum(costs)
     if not text:
         return encoding, 0, single, []
     if units <= single:
@@ -62,7 +73,8 @@ def _layout(text: str) -> tuple[str, int, int, list[str]]:
     # would straddle the boundary moves whole to the next part.
     parts: list[str] = []
     start, used = 0, 0
-    for i, cost in enumerate(costs):
+    for i, char in enumerate(text):
+        cost = _cost(char, gsm)
         if used + cost > multi:
             parts.append(text[start:i])
             start, used = i, 0
@@ -78,8 +90,9 @@ def analyze(text: str) -> SmsInfo:
     the full single-part capacity.
     """
     encoding, units, per_part, parts = _layout(text)
-    gsm = encoding == GSM7
-    last = sum(_cost(c, gsm) for c in parts[-1]) if parts else 0
+    if len(parts) == 1:
+        return SmsInfo(encoding, units, 1, per_part, per_part - units)
+    last = sum(_cost(c, encoding == GSM7) for c in parts[-1]) if parts else 0
     return SmsInfo(encoding, units, len(parts), per_part, per_part - last)
 
 

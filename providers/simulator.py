@@ -45,6 +45,8 @@ class SimulatorProvider:
                      help='Share of sends that fail with a permanent error.'),
         SettingField('transient_failure_rate', 'Transient failure rate (0–1)', 'float', default=0.0,
                      help='Share of sends that fail with an error worth retrying.'),
+        SettingField('send_reports', 'Send delivery reports', 'bool', default=True,
+                     help='Off: messages stay SENT, as with a provider that reports nothing.'),
         SettingField('report_delay_ms', 'Delivery report delay (ms)', 'int', default=500),
         SettingField('read_rate', 'Read rate (0–1)', 'float', default=0.0,
                      help='Share of delivered Viber, WhatsApp and Telegram messages that are then read.'),
@@ -106,7 +108,7 @@ class SimulatorProvider:
                     reads.append((provider_id, 'READ', 'Read by the recipient', network))
             else:
                 reports.append((provider_id, 'UNDELIVERED', choice(UNDELIVERED_REASONS), network))
-        if self._sink and reports:
+        if self._sink and reports and s['send_reports']:
             task = asyncio.create_task(self._report(reports, reads), name=f'simulator reports {self.route_name}')
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

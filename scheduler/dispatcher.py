@@ -1,8 +1,11 @@
-"""The dispatcher: claims due messages in batches and hands them to their providers.
+"""The dispatcher: claims due messages in batches, one loop per channel, and hands them to their providers.
 
-A claimed message carries a lease; `send_started_at` is written before the provider call and the outcome after it.
-So after a crash a message never handed over is claimed again when its lease ends, and one whose outcome is
-unknown is flagged `in_doubt` and ended, never sent twice (see `recover_in_doubt`)."""
+A claimed batch carries a lease (long enough for the route's rate limit), so no other claim takes it. Each slice the
+route sends is recorded as handed over (`send_started_at`) right before its provider call and settled right after
+it. So after a crash a message never handed over is claimed again when its lease ends, and one whose outcome was
+never recorded is flagged `in_doubt` and ended, never sent twice (see `recover_in_doubt`). While a batch is with
+its provider the next one is claimed, up to `batches_in_flight` per channel, so the database and the providers work
+at the same time."""
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +14,7 @@ import logging
 import os
 import socket
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -31,10 +33,18 @@ log = logging.getLogger(__name__)
 _S = MessageStatus
 MAX_ATTEMPTS = 5
 BACKOFF_SECONDS = (5, 30, 120, 600)
+SECONDS_PER_BATCH = 5  # a rate-limited route gets batches it can send in about this long
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as a raw query returns it: text on SQLite (and for JSONB through asyncpg), mostly empty."""
+    if value == '{}':
+        return {}
+    return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass
@@ -45,94 +55,93 @@ class Claimed:
     def id(self) -> str:
         return str(self.row['id'])
 
-    @property
-    def channel(self) -> Channel:
-        return Channel(self.row['channel'])
-
     def outgoing(self) -> OutgoingMessage:
-        params = self.row['params']
+        row = self.row
         return OutgoingMessage(
-            id=self.id, channel=self.channel, recipient=self.row['recipient'], text=self.row['text'],
-            sender=self.row['sender'], subject=self.row['subject'], html=self.row['html'], parts=self.row['parts'],
-            params=json.loads(params) if isinstance(params, str) else params)
+            id=self.id, channel=Channel(row['channel']), recipient=row['recipient'], text=row['text'],
+            sender=row['sender'], subject=row['subject'], html=row['html'], parts=row['parts'],
+            params=_json(row['params']))
+
+
+@dataclass
+class Batch:
+    """What one claim took: `claimed` messages, of which `messages` go to `route` (the rest were settled at once)."""
+    route: Route | None
+    claimed: int = 0
+    messages: list[Claimed] = field(default_factory=list)
 
 
 class Dispatcher:
-    def __init__(self, routes: RouteTable, batch_size: int = 500, lease_seconds: int = 120) -> None:
+    def __init__(self, routes: RouteTable, batch_size: int = 1000, lease_seconds: int = 120,
+                 batches_in_flight: int = 3) -> None:
         self.routes = routes
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
+        self.batches_in_flight = batches_in_flight
         self.worker_id = f'{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}'
-        self._task: asyncio.Task | None = None
-        self._wake = asyncio.Event()
+        self._loops: list[asyncio.Task] = []
+        self._deliveries: set[asyncio.Task] = set()
+        self._wake = {channel: asyncio.Event() for channel in Channel}
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name='herald-dispatcher')
+        self._loops = [asyncio.create_task(self._serve(channel), name=f'herald-dispatch-{channel.value}')
+                       for channel in Channel]
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Stop claiming; batches already with a provider are settled first (so they are not left in doubt)."""
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+        if self._deliveries:
+            await asyncio.wait(self._deliveries, timeout=30)
 
     def wake(self) -> None:
         """New messages are waiting: no need to wait for the next poll."""
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                handled = await self.dispatch_once()
-            except Exception:  # noqa: BLE001 - keep dispatching; the failed batch's leases expire and it is retried
-                log.exception('Dispatching a batch failed')
-                handled = 0
-            if handled < self.batch_size:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-                except TimeoutError:
-                    pass
+        for event in self._wake.values():
+            event.set()
 
     async def dispatch_once(self) -> int:
-        """Claim one batch and settle it; returns how many messages were claimed."""
-        claimed = await self._claim()
-        if not claimed:
-            return 0
-        now = _now()
-        paused = await self._paused_tasks({str(c.row['task_id']) for c in claimed if c.row['task_id']})
-        changes: list[StatusChange] = []
-        delays: list[tuple[datetime, str]] = []
-        by_route: dict[str, list[Claimed]] = defaultdict(list)
-        for message in claimed:
-            if message.row['task_id'] and str(message.row['task_id']) in paused:
-                changes.append(StatusChange(message.id, _S.PAUSED))
-                continue
-            opening = self._opening(message, now)
-            if opening is not None:
-                delays.append((opening, message.id))
-                continue
-            route = self.routes.for_channel(message.channel)
-            if route is None:
-                changes.append(StatusChange(message.id, _S.ERROR, f'No provider route serves {message.channel.label}'))
-                continue
-            by_route[route.name].append(message)
-        await sql.execute_many('UPDATE messages SET due_at = ? WHERE id = ?', delays)
-        changes += [StatusChange(message_id, _S.DELAYED) for _, message_id in delays]
-        await change_status(changes, now)
-        await asyncio.gather(*(self._send(self.routes.routes[name], messages) for name, messages in by_route.items()))
-        return len(claimed)
+        """Claim one batch of every channel and settle them; returns how many messages were claimed."""
+        batches = [await self._claim(channel) for channel in Channel]
+        await asyncio.gather(*(self._deliver(batch) for batch in batches if batch.messages))
+        return sum(batch.claimed for batch in batches)
 
-    def _opening(self, message: Claimed, now: datetime) -> datetime | None:
-        """When the message's window opens, or None when it is open now."""
-        ranges = message.row['allowed_time_ranges']
-        ranges = json.loads(ranges) if isinstance(ranges, str) else ranges
-        if not ranges:
-            return None
-        window = windows.window(ranges)
-        zone = message.row['time_zone'] or 'UTC'
-        return None if window.is_open(now, zone) else window.next_opening(now, zone)
+    async def _serve(self, channel: Channel) -> None:
+        in_flight: set[asyncio.Task] = set()
+        while True:
+            while len(in_flight) >= self.batches_in_flight:
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                batch = await self._claim(channel)
+            except Exception:  # noqa: BLE001 - keep dispatching: nothing of a failed claim was committed
+                log.exception('Claiming %s messages failed', channel.label)
+                batch = Batch(None)
+            if batch.messages:
+                task = asyncio.create_task(self._deliver(batch))
+                for tasks in (in_flight, self._deliveries):
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            if batch.claimed < self._limit(batch.route):
+                await self._idle(channel)
 
-    async def _claim(self) -> list[Claimed]:
+    async def _idle(self, channel: Channel) -> None:
+        event = self._wake[channel]
+        event.clear()
+        try:
+            await asyncio.wait_for(event.wait(), timeout=0.5)
+        except TimeoutError:
+            pass
+
+    def _limit(self, route: Route | None) -> int:
+        if route is None:
+            return self.batch_size
+        return max(1, min(self.batch_size, int(route.bucket.rate * SECONDS_PER_BATCH)))
+
+    async def _claim(self, channel: Channel) -> Batch:
+        """Take due messages of a channel: paused tasks' ones end PAUSED, those outside their window DELAYED, the
+        rest are marked handed over to the channel's route, all in one transaction."""
+        route = self.routes.for_channel(channel)
         now = _now()
         lock = ' FOR UPDATE OF m SKIP LOCKED' if sql.is_postgres() else ''
         async with in_transaction():
@@ -140,53 +149,101 @@ class Dispatcher:
                 'SELECT m.id, m.task_id, m.channel, m.recipient, m.sender, m.subject, m.text, m.html, m.params, '
                 'm.parts, m.attempt, n.allowed_time_ranges, n.time_zone FROM messages m '
                 'JOIN notifications n ON n.id = m.notification_id '
-                'WHERE m.status = ? AND m.due_at <= ? AND (m.lease_until IS NULL OR m.lease_until < ?) '
-                f'AND m.send_started_at IS NULL ORDER BY m.due_at LIMIT ?{lock}',
-                [_S.QUEUED, now, now, self.batch_size])
-            if rows:
-                ids = [str(row['id']) for row in rows]
-                await sql.execute(f'UPDATE messages SET lease_until = ?, claimed_by = ? WHERE id IN {sql.in_list(len(ids))}',
-                                  [now + self.lease, self.worker_id, *ids])
-        return [Claimed(row) for row in rows]
+                f"WHERE m.status = '{_S.QUEUED.value}' AND m.channel = ? AND m.due_at <= ? "  # the partial index's terms
+                'AND m.send_started_at IS NULL AND (m.lease_until IS NULL OR m.lease_until < ?) '
+                f'ORDER BY m.due_at LIMIT ?{lock}', [channel, now, now, self._limit(route)])
+            if not rows:
+                return Batch(route)
+            changes, to_send = await self._plan([Claimed(row) for row in rows], route, now)
+            if to_send:
+                waiting = timedelta(seconds=len(to_send) / route.bucket.rate)
+                await sql.execute(f"UPDATE messages SET lease_until = ?, claimed_by = ? WHERE id {sql.any_of('uuid')}",
+                                  [now + self.lease + waiting, self.worker_id,
+                                   sql.Many([message.id for message in to_send])])
+            await change_status(changes, now)
+        return Batch(route, len(rows), to_send)
+
+    async def _plan(self, claimed: list[Claimed], route: Route | None, now: datetime
+                    ) -> tuple[list[StatusChange], list[Claimed]]:
+        paused = await self._paused_tasks({str(c.row['task_id']) for c in claimed if c.row['task_id']})
+        openings: dict[tuple[Any, str], datetime | None] = {}
+        changes: list[StatusChange] = []
+        delays: list[tuple[datetime, str]] = []
+        to_send: list[Claimed] = []
+        for message in claimed:
+            row = message.row
+            if row['task_id'] and str(row['task_id']) in paused:
+                changes.append(StatusChange(message.id, _S.PAUSED))
+                continue
+            key = (row['allowed_time_ranges'], row['time_zone'] or 'UTC')
+            if key not in openings:
+                openings[key] = _opening(_json(key[0]), key[1], now)
+            if openings[key] is not None:
+                delays.append((openings[key], message.id))
+            elif route is None:
+                changes.append(StatusChange(message.id, _S.ERROR, f'No provider route serves {row["channel"]}'))
+            else:
+                to_send.append(message)
+        await sql.execute_many('UPDATE messages SET due_at = ? WHERE id = ?', delays)
+        return changes + [StatusChange(message_id, _S.DELAYED) for _, message_id in delays], to_send
 
     async def _paused_tasks(self, task_ids: set[str]) -> set[str]:
         if not task_ids:
             return set()
-        rows = await sql.execute(f'SELECT id FROM tasks WHERE status = ? AND id IN {sql.in_list(len(task_ids))}',
-                                 [TaskStatus.PAUSED, *task_ids])
+        rows = await sql.execute(f"SELECT id FROM tasks WHERE status = ? AND id {sql.any_of('uuid')}",
+                                 [TaskStatus.PAUSED, sql.Many(task_ids)])
         return {str(row['id']) for row in rows}
 
-    async def _send(self, route: Route, messages: list[Claimed]) -> None:
-        ids = [m.id for m in messages]
-        started = _now()
-        for chunk in sql.chunks(ids):
-            await sql.execute(f'UPDATE messages SET send_started_at = ?, attempt = attempt + 1, provider = ? '
-                              f'WHERE id IN {sql.in_list(len(chunk))}', [started, route.provider_name, *chunk])
-        results = await route.send([m.outgoing() for m in messages])
-        await self._settle(results, {m.id: m for m in messages})
+    async def _deliver(self, batch: Batch) -> None:
+        messages = {message.id: message for message in batch.messages}
+
+        async def settle(results: list[SendResult]) -> None:
+            await self._settle(results, messages)
+        try:
+            await batch.route.send([message.outgoing() for message in batch.messages], self._hand_over, settle)
+        except Exception:  # noqa: BLE001 - the batch's leases run out: unsent messages are claimed again
+            log.exception('Sending a batch of %d messages failed', len(batch.messages))
+
+    async def _hand_over(self, route: Route, messages: list[OutgoingMessage]) -> None:
+        """From here until settled, the outcome of these messages is unknown if the process dies."""
+        now = _now()
+        await sql.execute(
+            'UPDATE messages SET send_started_at = ?, lease_until = ?, provider = ?, attempt = attempt + 1 '
+            f"WHERE id {sql.any_of('uuid')}",
+            [now, now + self.lease, route.provider_name, sql.Many([message.id for message in messages])])
 
     async def _settle(self, results: list[SendResult], messages: dict[str, Claimed]) -> None:
         now = _now()
-        accepted = [r for r in results if r.accepted]
-        await sql.execute_many('UPDATE messages SET provider_message_id = ? WHERE id = ?',
-                               [(r.provider_message_id, r.message_id) for r in results if r.provider_message_id])
-        await sql.execute_many('UPDATE messages SET in_doubt = ? WHERE id = ?',
-                               [(True, r.message_id) for r in results if r.in_doubt])
-        changes = [StatusChange(r.message_id, r.status) for r in accepted]
-        retries = []
+        changes: list[StatusChange] = []
+        retries: list[tuple[datetime, str, str]] = []
         for result in results:
-            if result.accepted:
-                continue
             attempt = messages[result.message_id].row['attempt'] + 1
-            if result.transient and attempt < MAX_ATTEMPTS:
+            if result.accepted:
+                changes.append(StatusChange(result.message_id, result.status,
+                                            provider_message_id=result.provider_message_id))
+            elif result.transient and not result.in_doubt and attempt < MAX_ATTEMPTS:
                 delay = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
                 retries.append((now + timedelta(seconds=delay), result.error[:500], result.message_id))
             else:
-                changes.append(StatusChange(result.message_id, _S.ERROR, result.error or 'The provider refused it'))
-        await sql.execute_many(
-            'UPDATE messages SET due_at = ?, status_description = ?, send_started_at = NULL, lease_until = NULL, '
-            'claimed_by = NULL WHERE id = ?', retries)
-        await change_status(changes, now)
+                changes.append(StatusChange(result.message_id, _S.ERROR, result.error or 'The provider refused it',
+                                            provider_message_id=result.provider_message_id))
+        in_doubt = [result.message_id for result in results if result.in_doubt]
+        async with in_transaction():
+            if in_doubt:
+                await sql.execute(f"UPDATE messages SET in_doubt = ? WHERE id {sql.any_of('uuid')}",
+                                  [True, sql.Many(in_doubt)])
+            await sql.execute_many(
+                'UPDATE messages SET due_at = ?, status_description = ?, send_started_at = NULL, lease_until = NULL, '
+                'claimed_by = NULL WHERE id = ?', retries)
+            await change_status(changes, now)
+
+
+def _opening(ranges: list[list[str]] | None, zone: str, now: datetime) -> datetime | None:
+    """When a sending window opens, or None when it is open now (or there is none)."""
+    if not ranges:
+        return None
+    window = windows.window(ranges)
+    return None if window.is_open(now, zone) else window.next_opening(now, zone)
 
 
 async def recover_in_doubt(older_than: timedelta = timedelta(0)) -> int:
@@ -194,24 +251,27 @@ async def recover_in_doubt(older_than: timedelta = timedelta(0)) -> int:
     not have gone out, so they end ERROR flagged `in_doubt` for an operator, never re-sent blindly."""
     cutoff = _now() - older_than
     rows = await sql.execute(
-        'SELECT id FROM messages WHERE status = ? AND send_started_at IS NOT NULL AND lease_until < ?',
-        [_S.QUEUED, cutoff])
+        f"SELECT id FROM messages WHERE lease_until < ? AND {sql.unindexed('status')} = ? "
+        'AND send_started_at IS NOT NULL',
+        [cutoff, _S.QUEUED])
     ids = [str(row['id']) for row in rows]
-    for chunk in sql.chunks(ids):
-        await sql.execute(f'UPDATE messages SET in_doubt = ? WHERE id IN {sql.in_list(len(chunk))}', [True, *chunk])
-    await change_status([StatusChange(i, _S.ERROR, 'Outcome unknown: the sender stopped during the hand-over. '
-                                               'Check with the provider before sending again.') for i in ids])
+    if not ids:
+        return 0
+    async with in_transaction():
+        await sql.execute(f"UPDATE messages SET in_doubt = ? WHERE id {sql.any_of('uuid')}", [True, sql.Many(ids)])
+        await change_status([StatusChange(i, _S.ERROR, 'Outcome unknown: the sender stopped during the hand-over. '
+                                                   'Check with the provider before sending again.') for i in ids])
     return len(ids)
 
 
 async def release_delayed() -> int:
     """DELAYED messages whose window has opened go back to the queue."""
-    rows = await sql.execute('SELECT id FROM messages WHERE status = ? AND due_at <= ?', [_S.DELAYED, _now()])
+    rows = await sql.execute(f"SELECT id FROM messages WHERE status = '{_S.DELAYED.value}' AND due_at <= ?", [_now()])
     return len(await change_status([StatusChange(str(row['id']), _S.QUEUED) for row in rows]))
 
 
 async def expire_overdue() -> int:
     """Sent messages without a delivery report within their validity period end EXPIRED (the cascade goes on)."""
-    rows = await sql.execute('SELECT id FROM messages WHERE status IN (?, ?) AND expires_at <= ?',
-                             [_S.SENT, _S.PENDING, _now()])
+    rows = await sql.execute(f"SELECT id FROM messages WHERE expires_at <= ? AND {sql.unindexed('status')} IN (?, ?)",
+                             [_now(), _S.SENT, _S.PENDING])
     return len(await change_status([StatusChange(str(row['id']), _S.EXPIRED) for row in rows]))

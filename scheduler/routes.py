@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from domain import delivery
 from domain.channels import Channel
+from domain.events import RoutesChanged
 from domain.models import ProviderRoute
 from domain.providers import DeliveryReport, OutgoingMessage, Provider, SendResult, WebhookRejected
 from providers.registry import create_provider
 
 log = logging.getLogger(__name__)
+HandOver = Callable[['Route', list[OutgoingMessage]], Awaitable[None]]
+Settle = Callable[[list[SendResult]], Awaitable[None]]
 UNMATCHED_REPORT_RETRIES = (0.2, 1, 3, 10, 30)
 
 
@@ -36,49 +40,140 @@ class TokenBucket:
             await asyncio.sleep((count - self.tokens) / self.rate)
 
 
+class InFlight:
+    """The sends in progress on one provider instance, which routes of successive reloads may share. `closed` once a
+    reload replaced the provider and it was closed: a send that still comes closes it again when done."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.closed = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def __enter__(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.count -= 1
+        if not self.count:
+            self.idle.set()
+
+
 class Route:
-    def __init__(self, record: ProviderRoute, provider: Provider) -> None:
+    def __init__(self, record: ProviderRoute, provider: Provider, in_flight: InFlight) -> None:
         self.name = record.name
         self.channel = record.channel
         self.provider_name = record.provider
         self.is_default = record.is_default
         self.provider = provider
+        self.in_flight = in_flight
+        self.key = _provider_key(record)
         self.slots = asyncio.Semaphore(max(1, record.concurrency))
         self.bucket = TokenBucket(record.rate_per_second)
 
-    async def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:
-        """Send in slices the rate limit allows, at most `concurrency` slices in flight."""
+    async def send(self, messages: list[OutgoingMessage], hand_over: HandOver, settle: Settle) -> None:
+        """Send in slices the rate limit allows, at most `concurrency` slices in flight. Each slice is handed over
+        (recorded as with the provider) right before its provider call and settled right after it, so a crash
+        leaves in doubt only the slices that were with the provider at that moment."""
         size = max(1, int(self.bucket.capacity))
         slices = [messages[i:i + size] for i in range(0, len(messages), size)]
-        results = await asyncio.gather(*(self._send_slice(part) for part in slices))
-        return [result for part in results for result in part]
+        with self.in_flight:
+            await asyncio.gather(*(self._send_slice(part, hand_over, settle) for part in slices))
+        if self.in_flight.closed and not self.in_flight.count:  # it came after a reload retired the provider
+            await self.provider.close()
 
-    async def _send_slice(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+    async def _send_slice(self, messages: list[OutgoingMessage], hand_over: HandOver, settle: Settle) -> None:
         await self.bucket.take(len(messages))
         async with self.slots:
+            await hand_over(self, messages)
             try:
-                return await self.provider.send(messages)
-            except Exception as error:  # noqa: BLE001 - a provider bug must not lose the batch: retry it later
+                results = await self.provider.send(messages)
+            except Exception as error:  # noqa: BLE001 - a provider bug: what it sent before failing is unknown
                 log.exception('Provider %s failed on a batch', self.name)
-                return [SendResult(m.id, accepted=False, error=f'Provider failure: {error}', transient=True)
-                        for m in messages]
+                results = [SendResult(m.id, accepted=False, error=f'Provider failure: {error}', in_doubt=True)
+                           for m in messages]
+        await settle(results)
+
+
+def _provider_key(record: ProviderRoute) -> str:
+    """What a provider instance is built from: a route whose key is unchanged keeps its provider across reloads."""
+    return json.dumps([record.name, record.provider, record.settings], sort_keys=True, default=str)
 
 
 class RouteTable:
+    """The enabled routes by name (the default route of a channel before its others). `load` swaps in a new table
+    while the old one may still be sending: replaced providers are closed once their sends are done."""
+
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self._retries: set[asyncio.Task] = set()
+        self._retiring: dict[asyncio.Task, Route] = {}
+        self._lock = asyncio.Lock()
+        self._reloader: asyncio.Task | None = None
+        self._stale = False
 
     async def load(self) -> None:
-        await self.close()
-        for record in await ProviderRoute.filter(enabled=True).order_by('-is_default', 'id'):
-            provider = create_provider(record.provider, record.name, record.settings, self._sink(record.name))
-            self.routes[record.name] = Route(record, provider)
+        """Build the providers of the enabled routes first, then swap them in; nothing changes when one cannot be
+        built. Routes whose provider, name and settings are unchanged keep their provider instance."""
+        async with self._lock:
+            records = await ProviderRoute.filter(enabled=True).order_by('-is_default', 'id')
+            reusable = {route.key: route for route in self.routes.values()}
+            created: list[Provider] = []
+            routes: dict[str, Route] = {}
+            try:
+                for record in records:
+                    if previous := reusable.pop(_provider_key(record), None):
+                        routes[record.name] = Route(record, previous.provider, previous.in_flight)
+                        continue
+                    created.append(self._create(record))
+                    routes[record.name] = Route(record, created[-1], InFlight())
+            except Exception:
+                await _close_all(created)
+                raise
+            old, self.routes = self.routes, routes
+            kept = {id(route.provider) for route in routes.values()}
+            for route in old.values():
+                if id(route.provider) not in kept:
+                    self._retire(route)
 
-    def _sink(self, route_name: str):
+    def on_routes_changed(self, _event: RoutesChanged) -> None:
+        """The domain event's listener: reload soon. Changes that come during a reload lead to one more."""
+        self._stale = True
+        if self._reloader is None or self._reloader.done():
+            self._reloader = asyncio.create_task(self._reload(), name='herald-route-reload')
+
+    async def _reload(self) -> None:
+        while self._stale:
+            self._stale = False
+            try:
+                await self.load()
+            except Exception:  # noqa: BLE001 - keep sending through the routes in use
+                log.exception('Reloading the provider routes failed; the previous routes stay in use')
+
+    async def reloaded(self) -> None:
+        """Wait for a reload in progress (tests, and callers that need the new routes at once)."""
+        if self._reloader:
+            await asyncio.shield(self._reloader)
+
+    def _create(self, record: ProviderRoute) -> Provider:
+        """A provider whose own delivery reports (the simulator's) are parsed by itself even after it is replaced."""
+        provider: Provider | None = None
+
         async def receive(body: bytes, headers: Mapping[str, str]) -> None:
-            await self.receive_webhook(route_name, body, headers)
-        return receive
+            await self._apply_webhook(record.provider, provider, body, headers)
+        provider = create_provider(record.provider, record.name, record.settings, receive)
+        return provider
+
+    def _retire(self, route: Route) -> None:
+        async def close_when_idle() -> None:
+            while route.in_flight.count:
+                await route.in_flight.idle.wait()
+            route.in_flight.closed = True
+            await _close_all([route.provider])
+        task = asyncio.create_task(close_when_idle(), name=f'herald-retire-{route.name}')
+        self._retiring[task] = route
+        task.add_done_callback(lambda done: self._retiring.pop(done, None))
 
     def for_channel(self, channel: Channel) -> Route | None:
         """The channel's default route, else its first enabled one."""
@@ -89,10 +184,14 @@ class RouteTable:
         route = self.routes.get(route_name)
         if route is None:
             raise WebhookRejected(f'There is no enabled route "{route_name}".')
-        reports = route.provider.parse_webhook(body, headers)
-        moved, unmatched = await delivery.apply_reports(route.provider_name, reports)
+        return await self._apply_webhook(route.provider_name, route.provider, body, headers)
+
+    async def _apply_webhook(self, provider_name: str, provider: Provider, body: bytes,
+                             headers: Mapping[str, str]) -> int:
+        reports = provider.parse_webhook(body, headers)
+        moved, unmatched = await delivery.apply_reports(provider_name, reports)
         if unmatched:
-            self._retry(route.provider_name, unmatched)
+            self._retry(provider_name, unmatched)
         return len(moved)
 
     def _retry(self, provider_name: str, reports: list[DeliveryReport]) -> None:
@@ -111,9 +210,21 @@ class RouteTable:
         task.add_done_callback(self._retries.discard)
 
     async def close(self) -> None:
-        for task in list(self._retries):
+        """Stop: every provider is closed, those still sending too (the dispatcher is stopped first)."""
+        retiring = list(self._retiring.values())
+        tasks = [*self._retries, *self._retiring, *filter(None, [self._reloader])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._retries, return_exceptions=True)
-        for route in self.routes.values():
-            await route.provider.close()
-        self.routes = {}
+        await asyncio.gather(*tasks, return_exceptions=True)
+        async with self._lock:
+            providers = {id(route.provider): route.provider for route in [*self.routes.values(), *retiring]}
+            self.routes = {}
+            await _close_all(list(providers.values()))
+
+
+async def _close_all(providers: list[Provider]) -> None:
+    for provider in providers:
+        try:
+            await provider.close()
+        except Exception:  # noqa: BLE001 - closing the others matters more
+            log.exception('Closing provider %s failed', type(provider).__name__)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import random
 import time
 
+import phonenumbers
 import pytest
 
+from domain import phones
 from domain.phones import normalize_email, normalize_many, normalize_phone, phone_country, phone_time_zone
 
 MOBILE = '+79123456789'
@@ -137,3 +139,35 @@ def test_normalize_email(raw: str, email: str) -> None:
 def test_normalize_email_rejects(raw: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         normalize_email(raw)
+
+
+def _parsed(parse, text: str, region: str) -> object:
+    try:
+        return parse(text, region)
+    except phonenumbers.NumberParseException as error:
+        return error.error_type
+
+
+def test_the_fast_parse_of_international_numbers_is_phonenumbers_parse() -> None:
+    """Every country's example number and random digits after every country code read the same both ways."""
+    rnd = random.Random(7)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    samples = [f'+{number.country_code}{number.national_number}'
+               for region in phonenumbers.SUPPORTED_REGIONS if (number := phonenumbers.example_number(region))]
+    samples += [f'+{rnd.choice(codes)}' + ''.join(rnd.choices('0123456789', k=rnd.randint(0, 15)))
+                for _ in range(20_000)]
+    for text in samples:
+        for region in ('RU', 'US', 'ZZ'):
+            assert _parsed(phones._parse, text, region) == _parsed(phonenumbers.parse, text, region), (text, region)
+
+
+def test_the_valid_region_is_what_phonenumbers_says() -> None:
+    """Validity and region agree with `is_valid_number` and `region_code_for_number`, for shared country codes too."""
+    rnd = random.Random(11)
+    numbers = [phonenumbers.example_number(region) for region in phonenumbers.SUPPORTED_REGIONS]
+    for code in (1, 7, 44, 49, 262, 590, *rnd.sample(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE), 40)):
+        numbers += [phonenumbers.PhoneNumber(country_code=code, national_number=rnd.randrange(10 ** rnd.randint(6, 12)))
+                    for _ in range(500)]
+    for number in filter(None, numbers):
+        expected = phonenumbers.region_code_for_number(number) if phonenumbers.is_valid_number(number) else None
+        assert phones._valid_region(number) == expected, number

@@ -81,7 +81,7 @@ def test_the_registry_knows_the_providers_by_name() -> None:
 def test_settings_get_defaults_and_strings_are_coerced() -> None:
     assert validate_settings(SimulatorProvider, {}) == {
         'latency_ms': 0, 'delivery_rate': 0.95, 'failure_rate': 0.0, 'transient_failure_rate': 0.0,
-        'report_delay_ms': 500, 'read_rate': 0.0, 'fail_channels': '', 'seed': None}
+        'send_reports': True, 'report_delay_ms': 500, 'read_rate': 0.0, 'fail_channels': '', 'seed': None}
     settings = validate_settings(SimulatorProvider, {'latency_ms': '20', 'delivery_rate': '0.5', 'seed': '7',
                                                      'read_rate': 1, 'fail_channels': 'Viber, sms'})
     assert (settings['latency_ms'], settings['delivery_rate'], settings['seed'], settings['read_rate']) == \
@@ -263,3 +263,15 @@ async def test_sending_is_cheap(simulator) -> None:
     results = await send_all(provider, batch)
     assert len(results) == 100_000
     assert time.process_time() - started < 1.0
+
+
+async def test_a_simulator_that_sends_no_reports_leaves_messages_sent() -> None:
+    received: list[bytes] = []
+
+    async def sink(body: bytes, headers: dict) -> None:
+        received.append(body)
+    provider = SimulatorProvider('sim', validate_settings(SimulatorProvider, {'send_reports': False,
+                                                                             'report_delay_ms': 0}), sink)
+    results = await provider.send([OutgoingMessage('m1', Channel.SMS, '+79123456789', 'Hi')])
+    await asyncio.sleep(0.05)
+    assert [r.accepted for r in results] == [True] and received == []

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 from domain.auth import Permission
 
-from . import audit_page, dashboard, login, senders_page, tariffs_page, template_edit, templates_page, users_page
+from . import (
+    audit_page,
+    channels_page,
+    dashboard,
+    login,
+    senders_page,
+    tariffs_page,
+    template_edit,
+    templates_page,
+    users_page,
+)
 from .frame import coming_soon
 
 
@@ -14,11 +24,11 @@ def create() -> None:
     template_edit.create()
     senders_page.create()
     tariffs_page.create()
+    channels_page.create()
     users_page.create()
     audit_page.create()
     coming_soon('/send', 'Send notification', Permission.SEND)
     coming_soon('/tasks', 'Tasks for notifications')
     coming_soon('/hlr', 'Check phones (HLR)')
     coming_soon('/history', 'Notification history')
-    coming_soon('/settings/channels', 'Channels & providers', Permission.MANAGE_SETTINGS)
     coming_soon('/settings/api-keys', 'API keys', Permission.MANAGE_SETTINGS)

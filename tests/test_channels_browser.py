@@ -1,0 +1,50 @@
+"""An admin in a real browser adds an SMTP route through the dialog. Saves docs/screenshots/channels.png."""
+from pathlib import Path
+
+import pytest
+from helpers import browser_input, browser_setup_admin, click, visible
+from nicegui.testing import Screen
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
+
+pytestmark = pytest.mark.browser
+SCREENSHOTS = Path(__file__).resolve().parent.parent / 'docs' / 'screenshots'
+
+
+def element(screen: Screen, xpath: str) -> WebElement:
+    return WebDriverWait(screen.selenium, 5).until(expected_conditions.element_to_be_clickable((By.XPATH, xpath)))
+
+
+def choose(screen: Screen, label: str, option: str) -> None:
+    """Open the Quasar select with this label and pick an option from its menu."""
+    browser_input(screen, label).click()
+    element(screen, f'//div[contains(@class, "q-menu")]//div[contains(@class, "q-item")]'
+                    f'[normalize-space()="{option}"]').click()
+    WebDriverWait(screen.selenium, 5).until(expected_conditions.invisibility_of_element_located(
+        (By.XPATH, '//div[contains(@class, "q-menu")]')))
+
+
+def test_admin_adds_an_smtp_route(screen: Screen) -> None:
+    screen.open('/setup', timeout=30)  # a loaded machine may take longer to start the server than open's 3 s
+    browser_setup_admin(screen)
+    screen.open('/settings/channels')
+    visible(screen, 'simulator-email')
+    click(screen, 'Add route')
+    visible(screen, 'Add a route')
+    browser_input(screen, 'Name').send_keys('mail')
+    choose(screen, 'Channel', 'Email')
+    choose(screen, 'Provider', 'smtp')
+    browser_input(screen, 'Server *').send_keys('mail.example.com')
+    browser_input(screen, 'User name').send_keys('herald')
+    browser_input(screen, 'Password').send_keys('a secret')
+    browser_input(screen, 'Default sender address').send_keys('shop@example.com')
+    click(screen, 'Default route of its channel')
+    click(screen, 'Save route')
+    visible(screen, 'saved.')
+    row = element(screen, '//tr[td[normalize-space()="mail"]]')
+    assert [cell.text for cell in row.find_elements(By.TAG_NAME, 'td')][1:3] == ['Email', 'smtp']
+    assert row.find_elements(By.CSS_SELECTOR, 'td .q-icon[aria-label="Default"]')
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screen.selenium.save_screenshot(str(SCREENSHOTS / 'channels.png'))
