@@ -21,7 +21,7 @@ from nicegui import app, ui  # noqa: E402  (the storage path must be set before 
 
 from api import auth as api_auth  # noqa: E402
 from api import routes as api_routes  # noqa: E402
-from domain import auth, seed  # noqa: E402
+from domain import auth, phones, seed  # noqa: E402
 from domain.db import close_database, open_database  # noqa: E402
 from domain.errors import HeraldError  # noqa: E402
 from scheduler.engine import Engine  # noqa: E402
@@ -44,6 +44,7 @@ def build_app(settings: Settings) -> None:
 
     async def stop() -> None:
         await engine.stop()
+        phones.stop_workers()
         await close_database()
 
     session.reset_user_cache()
@@ -106,7 +107,7 @@ def _under_nicegui_test() -> bool:
     return bool(os.environ.get('NICEGUI_USER_SIMULATION') or os.environ.get('NICEGUI_SCREEN_TEST_PORT'))
 
 
-if __name__ in {'__main__', '__mp_main__'}:
+if __name__ == '__main__':  # not '__mp_main__': worker processes (spawned) import this module and must not serve
     if _under_nicegui_test():
         serve()
     else:

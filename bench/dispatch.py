@@ -1,10 +1,11 @@
 """Delivery engine throughput on SQLite: enqueue and dispatch of N messages, to the simulator or to an SMTP server.
 
-    .venv/bin/python bench/dispatch.py [--messages 100000]
+    .venv/bin/python bench/dispatch.py [--messages 100000] [--reports]
     .venv/bin/python bench/dispatch.py --provider smtp [--messages 5000] [--connections 4]
 
-Prints one JSON object. Simulator (zero latency): enqueue_msgs_per_s, dispatch_msgs_per_s (outbox to SENT
-persisted) and, as the baseline of the same run, raw_sqlite_rows_per_s (plain sqlite3 executemany of the same
+Prints one JSON object. Simulator (zero latency, no delivery reports unless --reports): enqueue_msgs_per_s (the
+phone-validating worker processes already started, as in a running Herald), dispatch_msgs_per_s (outbox to SENT
+persisted, the dispatcher running as in `main.py serve`) and, as the baseline of the same run, raw_sqlite_rows_per_s (plain sqlite3 executemany of the same
 message rows). SMTP (an aiosmtpd server in its own process, tests/smtp_recorder.py): smtp_msgs_per_s (outbox to SENT
 persisted, the dispatcher running as in `main.py serve`, through an `smtp` route of `--connections` pooled
 connections) and, as the baseline of the same run, raw_aiosmtplib_msgs_per_s (plain aiosmtplib `send_message` of as
@@ -35,6 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / 'tests')]
 from smtp_recorder import running  # noqa: E402
 
 from domain import enqueue  # noqa: E402
+from domain import phones as domain_phones  # noqa: E402
 from domain.auth import SYSTEM  # noqa: E402
 from domain.channels import Channel  # noqa: E402
 from domain.db import close_database, open_database  # noqa: E402
@@ -67,21 +69,9 @@ async def enqueue_all(step: dict, destinations: list[Destination]) -> float:
     return time.perf_counter() - started
 
 
-async def dispatch_all(batch_size: int) -> tuple[int, float]:
-    """Messages that left the outbox and the seconds it took to dispatch them all."""
-    routes = RouteTable()
-    await routes.load()
-    dispatcher = Dispatcher(routes, batch_size=batch_size)
-    started = time.perf_counter()
-    while await dispatcher.dispatch_once():
-        pass
-    seconds = time.perf_counter() - started
-    await routes.close()
-    return await Message.filter(status__in=SENT).count(), seconds
-
-
 async def serve_all() -> tuple[int, float]:
-    """The same, with the dispatcher running as in `main.py serve` (its loops, several batches in flight)."""
+    """Messages that left the outbox and the seconds it took, with the dispatcher running as in `main.py serve` (a
+    loop per channel, several batches in flight)."""
     routes = RouteTable()
     await routes.load()
     dispatcher = Dispatcher(routes)
@@ -95,16 +85,19 @@ async def serve_all() -> tuple[int, float]:
     return await Message.filter(status__in=SENT).count(), seconds
 
 
-async def measure(database: Path, count: int) -> dict[str, float]:
+async def measure(database: Path, count: int, reports: bool) -> dict[str, float]:
     await open_database(f'sqlite://{database}')
     await SenderName.create(name='Bench', channel=Channel.SMS, status=SenderStatus.APPROVED)
     await ProviderRoute.create(name='sim', channel=Channel.SMS, provider='simulator', is_default=True,
-                               concurrency=8, rate_per_second=1_000_000, settings={'report_delay_ms': 0})
+                               concurrency=8, rate_per_second=1_000_000,
+                               settings={'report_delay_ms': 0, 'send_reports': reports})
+    domain_phones.start_workers()  # a running Herald keeps them from its first large request on
     enqueue_seconds = await enqueue_all(STEP, [Destination(phone=phone, variables={'code': i})
                                                for i, phone in enumerate(phones(count))])
-    sent, dispatch_seconds = await dispatch_all(batch_size=2000)
+    domain_phones.stop_workers()
+    sent, dispatch_seconds = await serve_all()
     await close_database()
-    return {'messages': count, 'sent': sent, 'enqueue_seconds': round(enqueue_seconds, 2),
+    return {'messages': count, 'sent': sent, 'delivery_reports': reports, 'enqueue_seconds': round(enqueue_seconds, 2),
             'enqueue_msgs_per_s': round(count / enqueue_seconds), 'dispatch_seconds': round(dispatch_seconds, 2),
             'dispatch_msgs_per_s': round(sent / dispatch_seconds)}
 
@@ -191,13 +184,15 @@ def main() -> None:
     parser.add_argument('--provider', choices=('simulator', 'smtp'), default='simulator')
     parser.add_argument('--messages', type=int, help='default 100000 (simulator), 5000 (smtp)')
     parser.add_argument('--connections', type=int, default=4, help='SMTP connections (smtp only)')
+    parser.add_argument('--reports', action='store_true',
+                        help='the simulator also reports every message DELIVERED at once (simulator only)')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         if args.provider == 'smtp':
             result = smtp_run(Path(directory) / 'herald.sqlite3', args.messages or 5_000, args.connections)
         else:
             count = args.messages or 100_000
-            result = asyncio.run(measure(Path(directory) / 'herald.sqlite3', count))
+            result = asyncio.run(measure(Path(directory) / 'herald.sqlite3', count, args.reports))
             result['raw_sqlite_rows_per_s'] = round(raw_sqlite(Path(directory) / 'raw.sqlite3', count))
     print(json.dumps(result))
 

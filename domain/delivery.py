@@ -96,8 +96,11 @@ def _expiry_reset(status: MessageStatus) -> str:
 
 async def _after_moves(moved: list[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
     """The timeline, expiry and callbacks of the moved rows; returns the further moves of their cascades."""
-    await sql.insert_many('message_events', ('message_id', 'at', 'status', 'description', 'details'),
-                          [(row['id'], at, row['status'], row['description'], '{}') for row in moved])
+    await sql.execute(
+        "INSERT INTO message_events (message_id, status, description, at, details) SELECT c0, c1, c2, c3, '{}' "
+        f"FROM {sql.table_of('uuid', 'text', 'text', 'timestamptz')} AS v",
+        sql.table_values([row['id'] for row in moved], [row['status'].value for row in moved],
+                         [row['description'] for row in moved], [at] * len(moved)))
     await _set_expiry([row for row in moved if row['status'] is _S.SENT and row['validity_minutes']], at)
     await _queue_callbacks(moved, at)
     return await _cascade(moved, at)
@@ -144,15 +147,16 @@ async def _queue_callbacks(moved: list[dict[str, Any]], at: datetime) -> None:
     """The client's callbackUrl hears of every change, through an outbox a worker delivers from."""
     notifications = list({str(row['notification_id']) for row in moved})
     targets = {str(row['id']): row for row in await sql.execute(
-        'SELECT id, callback_url, callback_data FROM notifications '
+        'SELECT id, bulk_id, group_id, external_id, callback_url, callback_data FROM notifications '
         f"WHERE id {sql.any_of('uuid')} AND callback_url IS NOT NULL", [sql.Many(notifications)])}
     rows = []
     for change in moved:
         target = targets.get(str(change['notification_id']))
         if target:
-            body = {'id': str(change['id']), 'newStatus': change['status'].value, 'statusCode': change['status'].code,
-                    'statusDescription': change['description'], 'channel': change['channel'],
-                    'callbackData': target['callback_data'], 'changedAt': at.isoformat()}
+            body = {'id': str(change['id']), 'bulkId': target['bulk_id'], 'groupId': target['group_id'],
+                    'externalId': target['external_id'], 'newStatus': change['status'].value,
+                    'statusCode': change['status'].code, 'statusDescription': change['description'],
+                    'channel': change['channel'], 'callbackData': target['callback_data'], 'changedAt': at.isoformat()}
             rows.append((change['id'], target['callback_url'], json.dumps(body, ensure_ascii=False), 0, at, False, '', at))
     await sql.insert_many('callback_deliveries', ('message_id', 'url', 'body', 'attempts', 'next_attempt_at', 'failed',
                                                   'last_error', 'created_at'), rows)

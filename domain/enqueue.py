@@ -29,6 +29,7 @@ _NOTIFICATION_COLUMNS = (
     'phone', 'email', 'variables', 'callback_url', 'callback_data', 'use_short_links', 'send_at',
     'allowed_time_ranges', 'time_zone', 'created_at',
 )
+ROWS_PER_WRITE = 1000  # destinations built while the previous ones are written
 _EVENT_COLUMNS = ('message_id', 'at', 'status', 'description', 'details')
 _EXTRA_FIELDS = ('imageUrl', 'buttonText', 'buttonUrl', 'templateName', 'templateNamespace', 'language', 'mediaUrl',
                  'fromName', 'replyTo', 'templateData')
@@ -99,15 +100,17 @@ async def enqueue(actor: Actor, request: SendRequest) -> EnqueueResult:
     steps = await templates.clean_steps(request.steps)
     bulk_id = request.bulk_id or str(uuid.uuid4())
     region = settings().default_region
-    contacts = [_contacts(destination, region) for destination in request.destinations]
+    contacts = await _all_contacts(request.destinations, region)
     batch = _Batch(request, steps, bulk_id, await tariffs.tariff_table(), await _suppressed(contacts),
                    await _existing(bulk_id) if request.bulk_id else {})
-    for index, (destination, contact) in enumerate(zip(request.destinations, contacts)):
-        batch.add(index, destination, contact)
-    async with in_transaction():
-        await sql.insert_many('notifications', _NOTIFICATION_COLUMNS, batch.notifications)
-        await sql.insert_many('messages', _MESSAGE_COLUMNS, batch.messages)
-        await sql.insert_many('message_events', _EVENT_COLUMNS, batch.events)
+    async with in_transaction(), sql.Writer() as writer:
+        for part in sql.chunks(range(len(contacts)), ROWS_PER_WRITE):
+            for index in part:
+                batch.add(index, request.destinations[index], contacts[index])
+            notifications, messages, events = batch.drain()
+            await writer.insert_many('notifications', _NOTIFICATION_COLUMNS, notifications)
+            await writer.insert_many('messages', _MESSAGE_COLUMNS, messages)
+            await writer.insert_many('message_events', _EVENT_COLUMNS, events)
     return EnqueueResult(bulk_id, batch.created, batch.rejected)
 
 
@@ -142,15 +145,10 @@ class _Contacts:
     email: str | None
 
 
-def _contacts(destination: Destination, region: str) -> _Contacts | str:
-    """The destination's normalized phone (with its country, for pricing) and email, or why it is unusable."""
-    try:
-        phone, country = (phones.normalize_phone_and_country(destination.phone, region)
-                          if destination.phone not in (None, '') else (None, ''))
-        email = phones.normalize_email(destination.email) if destination.email else None
-    except ValueError as error:
-        return str(error)
-    return _Contacts(phone, country, email)
+async def _all_contacts(destinations: list[Destination], region: str) -> list[_Contacts | str]:
+    """Each destination's normalized phone (with its country, for pricing) and email, or why it is unusable."""
+    results = await phones.normalize_contacts_in_parallel([(d.phone, d.email) for d in destinations], region)
+    return [result if isinstance(result, str) else _Contacts(*result) for result in results]
 
 
 async def _suppressed(contacts: list[_Contacts | str]) -> set[tuple[SuppressionKind, str]]:
@@ -214,6 +212,12 @@ class _Batch:
         self.events: list[tuple[Any, ...]] = []
         self.created: list[CreatedMessage] = []
         self.rejected: list[RejectedDestination] = []
+
+    def drain(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The notification, message and event rows built since the last drain."""
+        rows = self.notifications, self.messages, self.events
+        self.notifications, self.messages, self.events = [], [], []
+        return rows
 
     def add(self, index: int, destination: Destination, contacts: _Contacts | str) -> None:
         if isinstance(contacts, str):

@@ -1,9 +1,13 @@
 """Destinations: phone numbers to E.164 (phonenumbers) and email addresses, with human reasons for rejects."""
 from __future__ import annotations
 
+import asyncio
 import math
+import multiprocessing
+import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -60,6 +64,59 @@ def normalize_phone_and_country(raw: Raw, default_region: str) -> tuple[str, str
     """`normalize_phone` and `phone_country` from a single parse (for pricing many numbers)."""
     number, region = _valid_number(raw, default_region)
     return phonenumbers.format_number(number, PhoneNumberFormat.E164), _supported(region)
+
+
+Contacts = tuple[str | None, str, str | None]  # E.164 phone, its country, email
+
+
+def normalize_contacts(pairs: list[tuple[Raw | None, str | None]], default_region: str) -> list[Contacts | str]:
+    """For each (phone, email) of a destination: (E.164 phone, its country, normalized email), or why it is
+    unusable. Either may be missing, not both unusable."""
+    results: list[Contacts | str] = []
+    for phone, email in pairs:
+        try:
+            e164, country = normalize_phone_and_country(phone, default_region) if phone not in (None, '') else (None, '')
+            results.append((e164, country, normalize_email(email) if email else None))
+        except ValueError as error:
+            results.append(str(error))
+    return results
+
+
+async def normalize_contacts_in_parallel(pairs: list[tuple[Raw | None, str | None]],
+                                         default_region: str) -> list[Contacts | str]:
+    """`normalize_contacts` spread over worker processes (every core) when there are enough to be worth it; the
+    event loop stays free meanwhile. The workers start with the first such call and stay."""
+    if len(pairs) < PARALLEL_FROM:
+        return normalize_contacts(pairs, default_region)
+    start_workers()
+    size = -(-len(pairs) // (2 * _workers_count))
+    loop = asyncio.get_running_loop()
+    parts = await asyncio.gather(*(loop.run_in_executor(_workers, normalize_contacts, pairs[i:i + size], default_region)
+                                   for i in range(0, len(pairs), size)))
+    return [result for part in parts for result in part]
+
+
+PARALLEL_FROM = 2000  # destinations; below this, shipping them to a worker costs more than it saves
+_workers: ProcessPoolExecutor | None = None
+_workers_count = 0
+
+
+def start_workers() -> None:
+    """Start the processes that validate large batches of numbers (spawned: forking a process with threads is
+    unsafe)."""
+    global _workers, _workers_count  # noqa: PLW0603
+    if _workers is None:
+        _workers_count = os.cpu_count() or 1
+        _workers = ProcessPoolExecutor(_workers_count, mp_context=multiprocessing.get_context('spawn'))
+        for _ in range(_workers_count):
+            _workers.submit(normalize_contacts, [('+79123456789', None)], 'RU')
+
+
+def stop_workers() -> None:
+    global _workers  # noqa: PLW0603
+    if _workers is not None:
+        _workers.shutdown(wait=False, cancel_futures=True)
+        _workers = None
 
 
 def _valid_number(raw: Raw, default_region: str) -> tuple[phonenumbers.PhoneNumber, str]:

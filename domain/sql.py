@@ -4,6 +4,7 @@ Statements are written with `?` placeholders; values are adapted to what Tortois
 here read back through the models unchanged."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -127,12 +128,44 @@ async def execute(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
 async def execute_many(sql: str, rows: Iterable[Sequence[Any]]) -> None:
     """One statement for many rows; values are adapted by column, only in the columns whose type needs it."""
     rows = list(rows)
-    if not rows:
-        return
+    if rows:
+        await connection().execute_many(*_many(sql, rows))
+
+
+def _many(sql: str, rows: list[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]]:
     sql, adapt = _prepare(sql)
     columns = _columns_to_adapt(rows, adapt)
-    values = rows if not columns else [_adapt_row(row, columns, adapt) for row in rows]
-    await connection().execute_many(sql, values)
+    return sql, rows if not columns else [_adapt_row(row, columns, adapt) for row in rows]
+
+
+class Writer:
+    """Inserts that do not wait for each other: on SQLite they queue on its connection's thread and run while the
+    caller builds the next rows; on PostgreSQL (one statement at a time per connection) each is awaited in turn.
+    Use inside a transaction: leaving the block waits for every insert and raises the first failure."""
+
+    def __init__(self) -> None:
+        self._pending: list[asyncio.Future] = []
+
+    async def __aenter__(self) -> Writer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        pending, self._pending = self._pending, []
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        failure = next((result for result in results if isinstance(result, BaseException)), None)
+        if failure is not None and exc_info[0] is None:
+            raise failure
+
+    async def insert_many(self, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if is_postgres():
+            await insert_many(table, columns, rows)
+            return
+        statement, values = _many(_insert(table, columns), rows)
+        sqlite = connection()._connection  # the transaction's aiosqlite connection: its queue keeps statement order
+        self._pending.append(asyncio.ensure_future(sqlite.executemany(statement, values)))
+        await asyncio.sleep(0)  # let it reach the queue before the caller goes back to work
 
 
 def _columns_to_adapt(rows: list[Sequence[Any]], adapt) -> list[int]:
@@ -156,8 +189,12 @@ def _adapt_row(row: Sequence[Any], columns: list[int], adapt) -> list[Any]:
 
 
 async def insert_many(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    await execute_many(_insert(table, columns), rows)
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
     names = ', '.join(f'"{c}"' for c in columns)
-    await execute_many(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})', rows)
+    return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:

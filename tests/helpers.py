@@ -33,7 +33,7 @@ async def sign_in_as(user: User, role: Role = Role.ADMIN, email: str | None = No
 
 def browser_setup_admin(screen: Screen) -> None:
     """First run in the browser: create the admin on /setup and land signed in on the dashboard."""
-    screen.open('/setup')
+    screen.open('/setup', timeout=30)  # a loaded machine may take longer than open's 3 s to start the server
     screen.should_contain('Welcome to Herald')
     _type(screen, 'Name', 'Admin')
     _type(screen, 'Email', ADMIN_EMAIL)

@@ -183,6 +183,7 @@ async def test_status_changes_are_posted_signed_in_order(operator: Actor, dispat
         assert headers['Content-Type'] == 'application/json' and headers['User-Agent'] == 'Herald'
         assert body['id'] == str(message.id) and body['callbackData'] == '{"order": 42, "name": "Zoë"}'
         assert body['statusCode'] == MessageStatus(body['newStatus']).code and body['channel'] == 'sms'
+        assert body['bulkId'] == message.bulk_id and 'externalId' in body and 'groupId' in body
         assert body['statusDescription'] and body['changedAt']
     assert [headers['X-Herald-Delivery'] for headers, _ in server.received] == [str(row.id) for row in rows]
     assert all(row.delivered_at and row.attempts == 1 and not row.failed for row in await outbox())

@@ -27,7 +27,6 @@ def choose(screen: Screen, label: str, option: str) -> None:
 
 
 def test_admin_adds_an_smtp_route(screen: Screen) -> None:
-    screen.open('/setup', timeout=30)  # a loaded machine may take longer to start the server than open's 3 s
     browser_setup_admin(screen)
     screen.open('/settings/channels')
     visible(screen, 'simulator-email')

@@ -171,3 +171,14 @@ def test_the_valid_region_is_what_phonenumbers_says() -> None:
     for number in filter(None, numbers):
         expected = phonenumbers.region_code_for_number(number) if phonenumbers.is_valid_number(number) else None
         assert phones._valid_region(number) == expected, number
+
+
+async def test_large_batches_are_validated_in_worker_processes_with_the_same_results() -> None:
+    pairs = [(f'8 (912) {i:03d}-{i % 100:02d}-{i % 97:02d}', f'user{i}@example.com') for i in range(2500)]
+    pairs[7] = ('12345', 'user7@example.com')
+    pairs[9] = ('+79123456789', 'not an email')
+    try:
+        assert await phones.normalize_contacts_in_parallel(pairs, 'RU') == phones.normalize_contacts(pairs, 'RU')
+        assert phones._workers is not None
+    finally:
+        phones.stop_workers()

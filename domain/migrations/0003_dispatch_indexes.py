@@ -1,8 +1,9 @@
-from tortoise import migrations
-from tortoise.migrations import operations as ops
-from domain.indexes import PresentIndex
-from tortoise import fields
+from tortoise import fields, migrations
 from tortoise.indexes import Index, PartialIndex
+from tortoise.migrations import operations as ops
+
+from domain.indexes import PresentIndex
+
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0002_delivery_engine')]
