@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
+from domain.background import Background
 from domain.channels import Channel
 from domain.providers import DeliveryReport, OutgoingMessage, ReportSink, SendResult, SettingField, WebhookRejected
 from domain.statuses import MessageStatus
@@ -73,7 +74,7 @@ class SimulatorProvider:
         self._random = random.Random(settings['seed'])
         self._fail_channels = frozenset(Channel(name) for name in _channel_names(settings['fail_channels']))
         self._key = os.urandom(32)
-        self._tasks: set[asyncio.Task] = set()
+        self._reports = Background()
 
     async def send(self, batch: list[OutgoingMessage]) -> list[SendResult]:
         """Decides every message's fate at once; its reports follow in one task per batch, not per message."""
@@ -109,9 +110,7 @@ class SimulatorProvider:
             else:
                 reports.append((provider_id, 'UNDELIVERED', choice(UNDELIVERED_REASONS), network))
         if self._sink and reports and s['send_reports']:
-            task = asyncio.create_task(self._report(reports, reads), name=f'simulator reports {self.route_name}')
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._reports.start(self._report(reports, reads), name=f'simulator reports {self.route_name}')
         return results
 
     async def _report(self, reports: list[Report], reads: list[Report]) -> None:
@@ -120,7 +119,7 @@ class SimulatorProvider:
         for group in (reports, reads):
             if not group:
                 continue
-            await asyncio.sleep(delay)
+            await self._reports.pause(delay)
             at = datetime.now(timezone.utc).isoformat()
             body = json.dumps({'reports': [
                 {'id': provider_id, 'status': status, 'description': description, 'network': network, 'at': at}
@@ -142,10 +141,8 @@ class SimulatorProvider:
             raise WebhookRejected(f'malformed simulator report: {error}') from None
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Reports still waiting for their delay are dropped; those being delivered finish."""
+        await self._reports.close()
 
     def sign(self, body: bytes) -> str:
         """HMAC-SHA256 of a webhook body with this route's key: only reports it made itself are taken."""

@@ -26,6 +26,7 @@ import httpx
 from tortoise.transactions import in_transaction
 
 from domain import sql
+from domain.background import Background
 from domain.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, sign
 from domain.config import settings
 
@@ -54,34 +55,32 @@ class CallbackSender:
         self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._client: httpx.AsyncClient | None = None
-        self._task: asyncio.Task | None = None
+        self._background = Background()
 
     @property
     def max_attempts(self) -> int:
         return len(self.backoff) + 1
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name='herald-callbacks')
+        self._background = Background()
+        self._background.start(self._run(), name='herald-callbacks')
 
     async def stop(self) -> None:
-        """Stop at once: POSTs in flight are abandoned and their rows retried when their lease ends."""
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Stop once the batch in hand is delivered and recorded."""
+        await self._background.close()
         if self._client:
             await self._client.aclose()
             self._client = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._background.closing:
             try:
                 handled = await self.deliver_once()
             except Exception:  # noqa: BLE001 - keep delivering; the failed batch's leases expire and it is retried
                 log.exception('Delivering a batch of callbacks failed')
                 handled = 0
             if handled < self.batch_size:
-                await asyncio.sleep(self.poll_seconds)
+                await self._background.pause(self.poll_seconds)
 
     async def deliver_once(self) -> int:
         """Claim one batch, POST it and record the outcomes; returns how many rows were claimed."""

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from domain import delivery
+from domain.background import Background
 from domain.channels import Channel
 from domain.events import RoutesChanged
 from domain.models import ProviderRoute
@@ -30,14 +31,18 @@ class TokenBucket:
         self.updated = time.monotonic()
 
     async def take(self, count: int) -> None:
-        while True:
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens >= count:
-                self.tokens -= count
-                return
+        while not self.take_now(count):
             await asyncio.sleep((count - self.tokens) / self.rate)
+
+    def take_now(self, count: int) -> bool:
+        """Take `count` tokens if there are that many now."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < count:
+            return False
+        self.tokens -= count
+        return True
 
 
 class InFlight:
@@ -80,20 +85,44 @@ class Route:
         slices = [messages[i:i + size] for i in range(0, len(messages), size)]
         with self.in_flight:
             await asyncio.gather(*(self._send_slice(part, hand_over, settle) for part in slices))
-        if self.in_flight.closed and not self.in_flight.count:  # it came after a reload retired the provider
-            await self.provider.close()
+        await self._close_if_retired()
+
+    async def reserve(self, count: int) -> bool:
+        """Take the rate limit's tokens and a concurrency slot for `count` messages if both are free now: the
+        caller may then record the hand-over with its claim and must `send_reserved` them."""
+        if count > self.bucket.capacity or self.slots.locked() or not self.bucket.take_now(count):
+            return False
+        await self.slots.acquire()  # free, so this does not wait
+        return True
+
+    async def send_reserved(self, messages: list[OutgoingMessage], settle: Settle) -> None:
+        """Send messages `reserve` made room for, already recorded as handed over."""
+        with self.in_flight:
+            try:
+                results = await self._call(messages)
+            finally:
+                self.slots.release()
+        await settle(results)
+        await self._close_if_retired()
 
     async def _send_slice(self, messages: list[OutgoingMessage], hand_over: HandOver, settle: Settle) -> None:
         await self.bucket.take(len(messages))
         async with self.slots:
             await hand_over(self, messages)
-            try:
-                results = await self.provider.send(messages)
-            except Exception as error:  # noqa: BLE001 - a provider bug: what it sent before failing is unknown
-                log.exception('Provider %s failed on a batch', self.name)
-                results = [SendResult(m.id, accepted=False, error=f'Provider failure: {error}', in_doubt=True)
-                           for m in messages]
+            results = await self._call(messages)
         await settle(results)
+
+    async def _call(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        try:
+            return await self.provider.send(messages)
+        except Exception as error:  # noqa: BLE001 - a provider bug: what it sent before failing is unknown
+            log.exception('Provider %s failed on a batch', self.name)
+            return [SendResult(m.id, accepted=False, error=f'Provider failure: {error}', in_doubt=True)
+                    for m in messages]
+
+    async def _close_if_retired(self) -> None:
+        if self.in_flight.closed and not self.in_flight.count:  # it came after a reload retired the provider
+            await self.provider.close()
 
 
 def _provider_key(record: ProviderRoute) -> str:
@@ -107,7 +136,7 @@ class RouteTable:
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
-        self._retries: set[asyncio.Task] = set()
+        self._retries = Background()
         self._retiring: dict[asyncio.Task, Route] = {}
         self._lock = asyncio.Lock()
         self._reloader: asyncio.Task | None = None
@@ -199,20 +228,19 @@ class RouteTable:
         async def retry() -> None:
             pending = reports
             for delay in UNMATCHED_REPORT_RETRIES:
-                await asyncio.sleep(delay)
+                await self._retries.pause(delay)
                 _, pending = await delivery.apply_reports(provider_name, pending)
                 if not pending:
                     return
             log.warning('%d delivery report(s) from %s matched no message and were dropped', len(pending),
                         provider_name)
-        task = asyncio.create_task(retry())
-        self._retries.add(task)
-        task.add_done_callback(self._retries.discard)
+        self._retries.start(retry(), name=f'herald-report-retry-{provider_name}')
 
     async def close(self) -> None:
         """Stop: every provider is closed, those still sending too (the dispatcher is stopped first)."""
         retiring = list(self._retiring.values())
-        tasks = [*self._retries, *self._retiring, *filter(None, [self._reloader])]
+        await self._retries.close()
+        tasks = [*self._retiring, *filter(None, [self._reloader])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

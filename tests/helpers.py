@@ -8,7 +8,7 @@ from contextlib import suppress
 
 from nicegui import ui
 from nicegui.testing import Screen, User
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
@@ -67,8 +67,17 @@ def visible(screen: Screen, text: str, timeout: float = 5.0) -> WebElement:
         time.sleep(0.1)
 
 
-def click(screen: Screen, text: str) -> None:
-    visible(screen, text).click()
+def click(screen: Screen, text: str, timeout: float = 5.0) -> None:
+    """Click the visible element with `text`, again while something else (a dialog still opening) covers it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            visible(screen, text, timeout).click()
+            return
+        except (ElementClickInterceptedException, StaleElementReferenceException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 async def make_actor(role: Role, email: str | None = None) -> Actor:

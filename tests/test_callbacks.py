@@ -166,6 +166,13 @@ async def outbox() -> list[CallbackDelivery]:
     return await CallbackDelivery.all().order_by('id')
 
 
+
+async def deliver_until_done(sender: CallbackSender) -> None:
+    """Deliver, retries included (no backoff), until nothing is due."""
+    for _ in range(10):
+        if not await sender.deliver_once():
+            return
+
 async def test_status_changes_are_posted_signed_in_order(operator: Actor, dispatcher: Dispatcher,
                                                          server: CallbackServer, senders) -> None:
     await send(operator, server.url, data='{"order": 42, "name": "Zoë"}')
@@ -197,10 +204,7 @@ async def test_a_failing_receiver_gets_it_on_the_third_try(operator: Actor, disp
     server.respond = fail_twice
     await send(operator, server.url)
     await dispatch_all(dispatcher)
-    sender = senders(backoff=(0, 0))
-    for _ in range(10):
-        if not await sender.deliver_once():
-            break
+    await deliver_until_done(senders(backoff=(0, 0)))
     rows = await outbox()
     assert rows and all(row.delivered_at and row.attempts == 3 and not row.failed for row in rows)
     assert {row.last_error for row in rows} == {'HTTP 500 Internal Server Error'}
@@ -245,10 +249,7 @@ async def test_a_dead_url_ends_failed_after_the_last_attempt(operator: Actor, di
                                                              senders) -> None:
     await send(operator, f'http://127.0.0.1:{free_port()}/hook')
     await dispatch_all(dispatcher)
-    sender = senders(backoff=(0, 0))
-    for _ in range(10):
-        if not await sender.deliver_once():
-            break
+    await deliver_until_done(senders(backoff=(0, 0)))
     rows = await outbox()
     assert rows and all(row.failed and row.attempts == 3 and not row.delivered_at for row in rows)
     assert all(row.last_error.startswith('ConnectError') for row in rows)

@@ -67,7 +67,7 @@ async def send_all(provider: SimulatorProvider, batch: list[OutgoingMessage], si
 
 async def settle(provider: SimulatorProvider) -> None:
     """Waits until every scheduled report has been posted."""
-    while provider._tasks:
+    while provider._reports.tasks:
         await asyncio.sleep(0.005)
 
 
@@ -191,7 +191,7 @@ async def test_no_sink_no_reports(simulator) -> None:
     provider = simulator(report_delay_ms=0)
     assert await provider.send([]) == []
     assert len(await provider.send(messages(10))) == 10
-    assert not provider._tasks
+    assert not provider._reports.tasks
 
 
 async def test_close_cancels_pending_reports(simulator) -> None:
@@ -199,11 +199,11 @@ async def test_close_cancels_pending_reports(simulator) -> None:
     provider = simulator(sink, report_delay_ms=10_000)
     for _ in range(3):
         await provider.send(messages(100))
-    tasks = set(provider._tasks)
+    tasks = set(provider._reports.tasks)
     assert len(tasks) == 3
 
     await asyncio.wait_for(provider.close(), 1)
-    assert all(task.cancelled() for task in tasks) and not provider._tasks
+    assert all(task.cancelled() for task in tasks) and not provider._reports.tasks
     assert sink.calls == []
 
 

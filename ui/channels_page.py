@@ -15,19 +15,12 @@ from domain.providers import SettingField
 
 from .forms import FormDialog, attempt, confirm
 from .frame import page_frame
-from .tables import ServerTable, column
+from .tables import EDIT_DELETE_CELL, ServerTable, column
 
 _CHANNELS = {c.value: c.label for c in Channel}
 _CHECK_CELL = '''
 <q-td :props="props">
   <q-icon v-if="props.value" name="check_circle" color="positive" size="sm" :aria-label="props.col.label" />
-</q-td>
-'''
-_ACTIONS_CELL = '''
-<q-td :props="props" auto-width>
-  <q-btn flat dense round icon="edit" aria-label="Edit" @click="() => $parent.$emit('edit', props.row)" />
-  <q-btn flat dense round color="grey-7" icon="delete" aria-label="Delete"
-         @click="() => $parent.$emit('delete', props.row)" />
 </q-td>
 '''
 
@@ -117,7 +110,7 @@ class ChannelsPage:
         self.table = ServerTable(columns, self.fetch, sort_by='channel')
         for name in ('is_default', 'enabled'):
             self.table.table.add_slot(f'body-cell-{name}', _CHECK_CELL)
-        self.table.table.add_slot('body-cell-actions', _ACTIONS_CELL)
+        self.table.table.add_slot('body-cell-actions', EDIT_DELETE_CELL)
         self.table.table.on('edit', lambda e: self.edit(e.args['id']))
         self.table.table.on('delete', lambda e: self.delete(e.args))
 

@@ -10,6 +10,15 @@ from urllib.parse import urlencode
 from nicegui import ui
 from nicegui.events import GenericEventArguments
 
+# The actions column of admin tables: its buttons emit `edit` and `delete` with the row.
+EDIT_DELETE_CELL = '''
+<q-td :props="props" auto-width>
+  <q-btn flat dense round icon="edit" aria-label="Edit" @click="() => $parent.$emit('edit', props.row)" />
+  <q-btn flat dense round color="grey-7" icon="delete" aria-label="Delete"
+         @click="() => $parent.$emit('delete', props.row)" />
+</q-td>
+'''
+
 E = TypeVar('E', bound=Enum)
 Fetch = Callable[[int, int, str | None, bool], Awaitable[tuple[int, list[dict[str, Any]]]]]
 

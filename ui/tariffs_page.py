@@ -13,16 +13,9 @@ from domain.models import Tariff
 
 from .forms import FormDialog, attempt, confirm
 from .frame import page_frame
-from .tables import column, enum_or_none, iso, set_query, time_column
+from .tables import EDIT_DELETE_CELL, column, enum_or_none, iso, set_query, time_column
 
 _CHANNELS = {c.value: c.label for c in Channel}
-_ACTIONS_CELL = '''
-<q-td :props="props" auto-width>
-  <q-btn flat dense round icon="edit" aria-label="Edit" @click="() => $parent.$emit('edit', props.row)" />
-  <q-btn flat dense round color="grey-7" icon="delete" aria-label="Delete"
-         @click="() => $parent.$emit('delete', props.row)" />
-</q-td>
-'''
 
 
 def _row(tariff: Tariff) -> dict[str, Any]:
@@ -52,7 +45,7 @@ class TariffsPage:
             columns.append({**column('actions', ''), 'align': 'right'})
         self.table = ui.table(columns=columns, rows=[], row_key='id', pagination=20).classes('w-full')
         if actor.can(Permission.MANAGE_SETTINGS):
-            self.table.add_slot('body-cell-actions', _ACTIONS_CELL)
+            self.table.add_slot('body-cell-actions', EDIT_DELETE_CELL)
             self.table.on('edit', lambda e: self.edit(e.args))
             self.table.on('delete', lambda e: self.delete(e.args))
 
