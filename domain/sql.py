@@ -47,6 +47,12 @@ def any_of(sql_type: str = 'text') -> str:
     return f'= ANY(?::{sql_type}[])' if is_postgres() else 'IN (SELECT value FROM json_each(?))'
 
 
+def skip_locked(alias: str) -> str:
+    """The clause that lets several processes claim rows of one table at once on PostgreSQL, each skipping the
+    rows another holds (SQLite has one writer: nothing to add)."""
+    return f' FOR UPDATE OF {alias} SKIP LOCKED' if is_postgres() else ''
+
+
 def unindexed(column: str) -> str:
     """`column` for SQLite's planner to leave alone: without statistics it picks an index on an equality over a
     few distinct values (a status) over a selective one, so queries that have a better index say so this way."""

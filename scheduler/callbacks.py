@@ -98,13 +98,12 @@ class CallbackSender:
     async def _claim(self) -> list[list[Row]]:
         """Due rows in the outbox index's order, grouped by notification (each group in claim order)."""
         now = _now()
-        lock = ' FOR UPDATE OF c SKIP LOCKED' if sql.is_postgres() else ''
         async with in_transaction():
             rows = await sql.execute(
                 'SELECT c.id, c.url, c.body, c.attempts, m.notification_id FROM callback_deliveries c '
                 'JOIN messages m ON m.id = c.message_id '
                 'WHERE c.delivered_at IS NULL AND c.failed = ? AND c.next_attempt_at <= ? '
-                f'ORDER BY c.next_attempt_at, c.id LIMIT ?{lock}', [False, now, self.batch_size])
+                f"ORDER BY c.next_attempt_at, c.id LIMIT ?{sql.skip_locked('c')}", [False, now, self.batch_size])
             groups: dict[str, list[Row]] = defaultdict(list)
             for row in rows:
                 groups[str(row['notification_id'])].append(row)

@@ -132,7 +132,6 @@ class Dispatcher:
         rest are marked handed over to the channel's route, all in one transaction."""
         route = self.routes.for_channel(channel)
         now = _now()
-        lock = ' FOR UPDATE OF m SKIP LOCKED' if sql.is_postgres() else ''
         async with in_transaction():
             rows = await sql.execute(
                 'SELECT m.id, m.task_id, m.channel, m.recipient, m.sender, m.subject, m.text, m.html, m.params, '
@@ -140,7 +139,7 @@ class Dispatcher:
                 'JOIN notifications n ON n.id = m.notification_id '
                 f"WHERE m.status = '{_S.QUEUED.value}' AND m.channel = ? AND m.due_at <= ? "  # the partial index's terms
                 'AND m.send_started_at IS NULL AND (m.lease_until IS NULL OR m.lease_until < ?) '
-                f'ORDER BY m.due_at LIMIT ?{lock}', [channel, now, now, self._limit(route)])
+                f"ORDER BY m.due_at LIMIT ?{sql.skip_locked('m')}", [channel, now, now, self._limit(route)])
             if not rows:
                 return Batch(route)
             changes, to_send = await self._plan([Claimed(row) for row in rows], route, now)
@@ -158,16 +157,19 @@ class Dispatcher:
     async def _lease(self, route: Route, messages: list[Claimed], handed_over: bool, now: datetime) -> None:
         """Reserve the messages for this dispatcher until they are sent; when the route has room for them right
         now, they are recorded as handed over at once (saving `_hand_over`'s write)."""
-        ids = sql.Many([message.id for message in messages])
         if handed_over:
-            await sql.execute(
-                'UPDATE messages SET lease_until = ?, claimed_by = ?, send_started_at = ?, provider = ?, '
-                f"attempt = attempt + 1 WHERE id {sql.any_of('uuid')}",
-                [now + self.lease, self.worker_id, now, route.provider_name, ids])
+            await self._record(messages, now + self.lease, route, now)
         else:
-            waiting = timedelta(seconds=len(messages) / route.bucket.rate)
-            await sql.execute(f"UPDATE messages SET lease_until = ?, claimed_by = ? WHERE id {sql.any_of('uuid')}",
-                              [now + self.lease + waiting, self.worker_id, ids])
+            await self._record(messages, now + self.lease + timedelta(seconds=len(messages) / route.bucket.rate))
+
+    async def _record(self, messages: list[Claimed] | list[OutgoingMessage], lease_until: datetime,
+                      route: Route | None = None, handed_over_at: datetime | None = None) -> None:
+        """Lease the messages to this dispatcher; with a route, also record them as handed over to it."""
+        handed_over = ', send_started_at = ?, provider = ?, attempt = attempt + 1' if route else ''
+        await sql.execute(
+            f"UPDATE messages SET lease_until = ?, claimed_by = ?{handed_over} WHERE id {sql.any_of('uuid')}",
+            [lease_until, self.worker_id, *((handed_over_at, route.provider_name) if route else ()),
+             sql.Many([message.id for message in messages])])
 
     async def _plan(self, claimed: list[Claimed], route: Route | None, now: datetime
                     ) -> tuple[list[StatusChange], list[Claimed]]:
@@ -217,10 +219,7 @@ class Dispatcher:
     async def _hand_over(self, route: Route, messages: list[OutgoingMessage]) -> None:
         """From here until settled, the outcome of these messages is unknown if the process dies."""
         now = _now()
-        await sql.execute(
-            'UPDATE messages SET send_started_at = ?, lease_until = ?, provider = ?, attempt = attempt + 1 '
-            f"WHERE id {sql.any_of('uuid')}",
-            [now, now + self.lease, route.provider_name, sql.Many([message.id for message in messages])])
+        await self._record(messages, now + self.lease, route, now)
 
     async def _settle(self, results: list[SendResult], messages: dict[str, Claimed]) -> None:
         now = _now()

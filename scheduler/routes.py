@@ -240,10 +240,10 @@ class RouteTable:
         """Stop: every provider is closed, those still sending too (the dispatcher is stopped first)."""
         retiring = list(self._retiring.values())
         await self._retries.close()
-        tasks = [*self._retiring, *filter(None, [self._reloader])]
-        for task in tasks:
+        await self.reloaded()  # it reads the database: waited for, never cancelled (see domain.background)
+        for task in self._retiring:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         async with self._lock:
             providers = {id(route.provider): route.provider for route in [*self.routes.values(), *retiring]}
             self.routes = {}

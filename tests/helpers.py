@@ -5,6 +5,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
 
 from nicegui import ui
 from nicegui.testing import Screen, User
@@ -18,6 +19,7 @@ from domain.models import Role
 
 PASSWORD = 'correct horse battery'
 ADMIN_EMAIL = 'admin@example.com'
+SCREENSHOTS = Path(__file__).resolve().parent.parent / 'docs' / 'screenshots'  # the README's pictures
 
 
 async def sign_in_as(user: User, role: Role = Role.ADMIN, email: str | None = None) -> None:

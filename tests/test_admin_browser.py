@@ -1,10 +1,9 @@
 """An admin in a real browser: adds an operator, requests a sender name and approves it.
 
 Saves docs/screenshots/users.png and docs/screenshots/senders.png for the documentation."""
-from pathlib import Path
 
 import pytest
-from helpers import browser_input, browser_setup_admin, click, visible
+from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -12,7 +11,6 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parent.parent / 'docs' / 'screenshots'
 
 
 def element(screen: Screen, xpath: str) -> WebElement:

@@ -1,8 +1,7 @@
 """An admin in a real browser adds an SMTP route through the dialog. Saves docs/screenshots/channels.png."""
-from pathlib import Path
 
 import pytest
-from helpers import browser_input, browser_setup_admin, click, visible
+from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -10,7 +9,6 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parent.parent / 'docs' / 'screenshots'
 
 
 def element(screen: Screen, xpath: str) -> WebElement:

@@ -3,14 +3,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import browser_input, browser_setup_admin, click, visible
+from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parent.parent / 'docs' / 'screenshots'
 CONFIG = '''
 [[sender_names]]
 name = "MyShop"
