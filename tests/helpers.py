@@ -37,10 +37,10 @@ def browser_setup_admin(screen: Screen) -> None:
     """First run in the browser: create the admin on /setup and land signed in on the dashboard."""
     screen.open('/setup', timeout=30)  # a loaded machine may take longer than open's 3 s to start the server
     screen.should_contain('Welcome to Herald')
-    _type(screen, 'Name', 'Admin')
-    _type(screen, 'Email', ADMIN_EMAIL)
-    _type(screen, 'Password', PASSWORD)
-    _type(screen, 'Repeat password', PASSWORD)
+    type_into(screen, 'Name', 'Admin')
+    type_into(screen, 'Email', ADMIN_EMAIL)
+    type_into(screen, 'Password', PASSWORD)
+    type_into(screen, 'Repeat password', PASSWORD)
     click(screen, 'Create administrator')
     visible(screen, 'Notification history')
 
@@ -52,8 +52,17 @@ def browser_input(screen: Screen, label: str) -> WebElement:
                   f'//*[self::input or self::textarea]')
 
 
-def _type(screen: Screen, label: str, text: str) -> None:
-    browser_input(screen, label).send_keys(text)
+def type_into(screen: Screen, label: str, text: str, timeout: float = 5.0) -> None:
+    """Type into the field with this label, finding it again if a refresh replaced it meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            browser_input(screen, label).send_keys(text)
+            return
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def visible(screen: Screen, text: str, timeout: float = 5.0) -> WebElement:

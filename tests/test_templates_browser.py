@@ -3,7 +3,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, visible
+from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, type_into, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -102,13 +102,12 @@ def test_create_edit_search_and_delete_a_template(screen: Screen, tmp_path: Path
     visible(screen, 'SMS → Email')
     screenshot(screen, 'templates.png')
 
-    search = browser_input(screen, 'Search by name or ID')
-    search.send_keys('nothing like it')
+    type_into(screen, 'Search by name or ID', 'nothing like it')
     visible(screen, 'No templates match your search.')
     assert 'search=nothing' in screen.selenium.current_url
     click(screen, 'Clear')
     visible(screen, 'Order ready v2')
-    search.send_keys('V2')
+    type_into(screen, 'Search by name or ID', 'V2')
     visible(screen, 'Order ready v2')
 
     button(screen, 'Delete').click()
