@@ -10,7 +10,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from . import phones, sms, sql, tariffs, templates
+from . import events, phones, sms, sql, tariffs, templates
 from .auth import Actor, Permission
 from .channels import Channel
 from .config import settings
@@ -107,10 +107,11 @@ async def enqueue(actor: Actor, request: SendRequest) -> EnqueueResult:
         for part in sql.chunks(range(len(contacts)), ROWS_PER_WRITE):
             for index in part:
                 batch.add(index, request.destinations[index], contacts[index])
-            notifications, messages, events = batch.drain()
+            notifications, messages, timeline = batch.drain()
             await writer.insert_many('notifications', _NOTIFICATION_COLUMNS, notifications)
             await writer.insert_many('messages', _MESSAGE_COLUMNS, messages)
-            await writer.insert_many('message_events', _EVENT_COLUMNS, events)
+            await writer.insert_many('message_events', _EVENT_COLUMNS, timeline)
+    events.publish(batch.new)
     return EnqueueResult(bulk_id, batch.created, batch.rejected)
 
 
@@ -211,6 +212,7 @@ class _Batch:
         self.messages: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
         self.created: list[CreatedMessage] = []
+        self.new: list[events.MessageChanged] = []  # published once committed, for live pages
         self.rejected: list[RejectedDestination] = []
 
     def drain(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -261,6 +263,7 @@ class _Batch:
             self.now, self.now, self.due if status is MessageStatus.QUEUED else None, 0, 0, 0,
         ))
         self.events.append((message_id, self.now, status, description, '{}'))
+        self.new.append(events.MessageChanged(message_id, notification_id, channel, status, self.now))
         self._report(index, message_id, status, channel)
         return True
 

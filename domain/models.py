@@ -267,7 +267,11 @@ class Message(Model):
             Index(fields=('created_at',)),
             Index(fields=('status', 'created_at')),
             Index(fields=('channel', 'created_at')),
-            Index(fields=('recipient', 'created_at')),
+            Index(fields=('status', 'channel', 'created_at')),
+            Index(fields=('sent_at', 'created_at')),  # the history's sorting by these, within a period
+            Index(fields=('delivered_at', 'created_at')),
+            PartialIndex(fields=('created_at',), condition={'handed_over': True},  # "Omitted, optional"
+                         name='idx_messages_handed_over'),
             PartialIndex(fields=('channel', 'due_at'), condition={'status': 'QUEUED'}),  # what to claim next
             PartialIndex(fields=('status', 'due_at'), condition={'status': 'DELAYED'}),  # to release as windows open
             PresentIndex(fields=('task_id', 'status')),

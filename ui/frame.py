@@ -45,6 +45,7 @@ async def page_frame(title: str, permission: Permission = Permission.VIEW) -> Ac
         ui.navigate.to('/login')
         return None
     ui.page_title(f'{title} · Herald')
+    ui.add_head_html(session.ZONE_SCRIPT)
     dark = ui.dark_mode().bind_value(app.storage.user, 'dark_mode')
     with ui.header(elevated=True).classes('items-center gap-2 px-4 py-2'):
         ui.button(icon='menu', on_click=lambda: drawer.toggle()).props('flat round color=white aria-label="Menu"')

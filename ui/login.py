@@ -20,6 +20,7 @@ def create() -> None:
             ui.navigate.to(session.safe_redirect(redirect_to))
             return
         ui.page_title('Sign in · Herald')
+        ui.add_head_html(session.ZONE_SCRIPT)
 
         async def try_sign_in() -> None:
             try:

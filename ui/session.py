@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nicegui import app
+from nicegui import app, ui
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -65,3 +66,20 @@ class PageGuard(BaseHTTPMiddleware):
                 target = path + (f'?{request.url.query}' if request.url.query else '')
                 return RedirectResponse(f'/login?redirect_to={quote(target)}')
         return await call_next(request)
+
+
+ZONE_COOKIE = 'herald_tz'
+# Every page tells the server the browser's time zone, so dates typed into filters mean the operator's days.
+ZONE_SCRIPT = ('<script>document.cookie = "' + ZONE_COOKIE + '=" + Intl.DateTimeFormat().resolvedOptions().timeZone'
+               ' + "; path=/; SameSite=Lax";</script>')
+
+
+def browser_zone() -> str:
+    """The browser's IANA time zone as its last page load reported it; UTC until then."""
+    request = ui.context.client.request
+    name = request.cookies.get(ZONE_COOKIE, '') if request is not None else ''
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return 'UTC'
+    return name
