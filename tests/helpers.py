@@ -11,6 +11,7 @@ from nicegui import ui
 from nicegui.testing import Screen, User
 from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
 from domain import auth
@@ -52,12 +53,20 @@ def browser_input(screen: Screen, label: str) -> WebElement:
                   f'//*[self::input or self::textarea]')
 
 
-def type_into(screen: Screen, label: str, text: str, timeout: float = 5.0) -> None:
-    """Type into the field with this label, finding it again if a refresh replaced it meanwhile."""
+def replace_text(element: WebElement, text: str) -> None:
+    """Type over what the field holds (selenium's clear() is not seen by Vue)."""
+    element.send_keys(Keys.CONTROL, 'a')
+    element.send_keys(text)
+
+
+def type_into(screen: Screen, label: str, text: str, timeout: float = 5.0, replace: bool = False) -> None:
+    """Type into the field with this label (over its text with `replace`), finding it again if a refresh replaced it
+    meanwhile."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            browser_input(screen, label).send_keys(text)
+            field = browser_input(screen, label)
+            replace_text(field, text) if replace else field.send_keys(text)
             return
         except StaleElementReferenceException:
             if time.monotonic() > deadline:

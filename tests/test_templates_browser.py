@@ -3,10 +3,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, type_into, visible
+from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, replace_text, type_into, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
 pytestmark = pytest.mark.browser
@@ -28,11 +27,6 @@ def button(screen: Screen, label: str, within: str = '') -> WebElement:
     xpath = (f'{within}//*[self::button or self::a]'
              f'[.//span[normalize-space()="{label}"] or @aria-label="{label}"]')
     return next(e for e in screen.selenium.find_elements(By.XPATH, xpath) if e.is_displayed())
-
-
-def replace_text(element: WebElement, text: str) -> None:
-    element.send_keys(Keys.CONTROL, 'a')
-    element.send_keys(text)
 
 
 def inputs(screen: Screen, label: str) -> list[WebElement]:

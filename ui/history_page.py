@@ -26,7 +26,8 @@ PATH = '/history'
 ALL_TIME = 'all'  # the URL's `from` when the period is cleared (no `from` means this month)
 REFRESH_SECONDS = 1.0  # at most one live refresh per second and page
 COLUMNS = [
-    {**column('id', 'Id'), 'classes': 'font-mono text-caption', ':format': 'value => value.slice(0, 8) + "…"'},
+    # Ids are time-ordered (UUIDv7): their start is the same for a whole batch, their end tells them apart.
+    {**column('id', 'Id'), 'classes': 'font-mono text-caption', ':format': 'value => "…" + value.slice(-8)'},
     column('recipient', 'Recipient'),
     column('channel', 'Channel'),
     column('status', 'Status'),
@@ -103,7 +104,7 @@ class HistoryList:
         self.table.table.add_slot('body-cell-details', DETAILS_CELL)
         self.table.table.on('details', lambda e: self.show_details(e.args['id']))
         self.table.table.on('rowClick', lambda e: self.show_details(e.args[1]['id']))
-        self.table.table.classes('cursor-pointer')
+        self.table.table.classes('cursor-pointer').props('dense')
         self.count = ui.label().classes('text-grey-7 text-caption').mark('count')
         self.empty = ui.label('No messages match the filters.').classes('text-grey-7')
         self.empty.set_visibility(False)

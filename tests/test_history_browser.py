@@ -1,0 +1,115 @@
+"""The Notification history in a real browser: statuses change live while the simulator sends 1,000 messages a
+second, and the page keeps answering clicks and filters during the run; the detail dialog and the period picker.
+Saves docs/screenshots/history.png."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, type_into, visible
+from nicegui import core
+from nicegui.testing import Screen
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+
+from domain import enqueue
+from domain.auth import SYSTEM
+from domain.enqueue import Destination, SendRequest
+from domain.models import Message
+from domain.statuses import MessageStatus
+
+pytestmark = pytest.mark.browser
+CONFIG = '''
+[[sender_names]]
+name = "MyShop"
+channel = "sms"
+
+[[providers]]
+name = "sms-simulator"
+channel = "sms"
+provider = "simulator"
+rate_per_second = 1000
+concurrency = 8
+default = true
+settings = { report_delay_ms = 300 }
+'''
+RUN = 20_000  # messages: about 20 s of sending at 1,000 a second
+OPTION = '//div[contains(@class, "q-menu")]//div[contains(@class, "q-item") and normalize-space()="{}"]'
+STEP = {'channel': 'sms', 'from': 'MyShop', 'text': 'Your code is {{code}}'}
+
+
+def on_server(coroutine: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
+    """Run domain code on the server's event loop, where its database connection lives."""
+    return asyncio.run_coroutine_threadsafe(coroutine, core.loop).result(timeout=timeout)
+
+
+async def send(phones: list[str]) -> None:
+    for start in range(0, len(phones), 5000):
+        await enqueue.enqueue(SYSTEM, SendRequest(steps=[STEP], destinations=[
+            Destination(phone=phone, variables={'code': '1234'}) for phone in phones[start:start + 5000]]))
+
+
+async def count(*statuses: MessageStatus) -> int:
+    return await Message.filter(status__in=statuses).count()
+
+
+def until(check: Callable[[], bool], seconds: float = 10, what: str = 'the page to update') -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f'waited {seconds} s for {what}'
+        time.sleep(0.1)
+
+
+def texts(screen: Screen, css: str) -> list[str]:
+    """The texts of the elements `css` selects, read again when a live refresh replaced them meanwhile."""
+    while True:
+        try:
+            return [element.text for element in screen.selenium.find_elements(By.CSS_SELECTOR, css)]
+        except StaleElementReferenceException:
+            continue
+
+
+def statuses(screen: Screen) -> list[str]:
+    return texts(screen, 'tbody .q-badge')
+
+
+def test_history_stays_live_and_responsive_while_1000_messages_a_second_go_out(
+        screen: Screen, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / 'herald.toml'
+    config.write_text(CONFIG)
+    monkeypatch.setenv('HERALD_CONFIG', str(config))
+    browser_setup_admin(screen)
+    on_server(send(['+79001230001', '+79001230002', '+79001230003']))
+    screen.open('/history')
+    visible(screen, '3 messages')
+    until(lambda: statuses(screen) and all(s in ('DELIVERED', 'UNDELIVERED') for s in statuses(screen)),
+          what='the three messages to be delivered, live')
+
+    future = asyncio.run_coroutine_threadsafe(send([f'+7912{i:07d}' for i in range(RUN)]), core.loop)
+    until(lambda: on_server(count(MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)) > 2000,
+          seconds=60, what='the run to start')
+    for search, expected in (('+7 912 000-12-34', '+79120001234'), ('1230002', '+79001230002')):
+        started = time.monotonic()
+        type_into(screen, 'Search by phone', search, replace=True)
+        until(lambda: any(expected in row for row in texts(screen, 'tbody tr')), what=f'the search for {search}')
+        assert time.monotonic() - started < 10
+    click(screen, 'Clear')
+    until(lambda: 'search=' not in screen.selenium.current_url, what='Clear')
+    browser_input(screen, 'Status').click()
+    until(lambda: bool(screen.selenium.find_elements(By.XPATH, OPTION.format('Delivered'))), what='the status menu')
+    screen.selenium.find_element(By.XPATH, OPTION.format('Delivered')).click()
+    until(lambda: 'status=DELIVERED' in screen.selenium.current_url and set(statuses(screen)) == {'DELIVERED'},
+          what='the status filter')
+    screen.selenium.find_elements(By.CSS_SELECTOR, 'tbody tr')[0].click()
+    visible(screen, 'Status timeline')
+    click(screen, 'Close')
+    sending = on_server(count(MessageStatus.QUEUED))
+    assert sending > 0, 'the run ended before the page was exercised: nothing was measured under load'
+    future.result(timeout=120)
+    until(lambda: on_server(count(MessageStatus.QUEUED)) == 0, seconds=120, what='the run to end')
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screen.selenium.save_screenshot(str(SCREENSHOTS / 'history.png'))
