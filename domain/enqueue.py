@@ -213,6 +213,7 @@ class _Batch:
         self.events: list[tuple[Any, ...]] = []
         self.created: list[CreatedMessage] = []
         self.new: list[events.MessageChanged] = []  # published once committed, for live pages
+        self.seen: dict[tuple[str, str], int] = {}  # (recipient, channel) → the destination that has it
         self.rejected: list[RejectedDestination] = []
 
     def drain(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -237,24 +238,33 @@ class _Batch:
         if not planned:
             self.rejected.append(RejectedDestination(index, 'no phone, email or messenger id for any of the channels'))
             return
+        keys = [(str(recipient), step.channel.value) for step, recipient in planned]
+        repeated = next((self.seen[key] for key in keys if key in self.seen), None)
+        if repeated is not None:
+            self.rejected.append(RejectedDestination(index, f'the same recipient as destination {repeated + 1}'))
+            return
+        self.seen.update(dict.fromkeys(keys, index))
         notification_id = sql.new_id()
-        new = False
-        for position, (step, recipient) in enumerate(planned):
-            new |= self._message(index, notification_id, position, step, str(recipient), values, contacts.country)
+        new, waiting = False, False  # waiting: an earlier step goes out first, so later ones wait for it
+        for step, recipient in planned:
+            status = self._message(index, notification_id, waiting, step, str(recipient), values, contacts.country)
+            new |= status is not None
+            waiting |= status in (MessageStatus.QUEUED, MessageStatus.CREATED)
         if new:
             self.notifications.append(self._notification(notification_id, destination, phone, email))
 
-    def _message(self, index: int, notification_id: str, position: int, step: _Step, recipient: str,
-                 values: dict[str, Any], country: str) -> bool:
+    def _message(self, index: int, notification_id: str, waiting: bool, step: _Step, recipient: str,
+                 values: dict[str, Any], country: str) -> MessageStatus | None:
+        """Build the message of one step; its status, or None when an earlier request with this bulk id made it."""
         channel = step.channel
         if (recipient, channel.value) in self.existing:
             message_id, status = self.existing[(recipient, channel.value)]
             self._report(index, message_id, status, channel)
-            return False
+            return None
         text = templates.render(step.text, values)
         parts = sms.analyze(text).parts if channel is Channel.SMS else 1
         cost, currency = self._price(channel, country if channel.uses_phone else '', parts)
-        status, description = self._initial_status(position, channel, recipient)
+        status, description = self._initial_status(waiting, channel, recipient)
         message_id = sql.new_id()
         self.messages.append((
             message_id, notification_id, self.task_id, self.bulk_id, step.index, channel, '', step.sender, recipient,
@@ -265,7 +275,7 @@ class _Batch:
         self.events.append((message_id, self.now, status, description, '{}'))
         self.new.append(events.MessageChanged(message_id, notification_id, channel, status, self.now))
         self._report(index, message_id, status, channel)
-        return True
+        return status
 
     def _price(self, channel: Channel, country: str, parts: int) -> tuple[Any, str]:
         """The cost of `parts` parts and its currency (one tariff lookup per channel and country)."""
@@ -275,11 +285,12 @@ class _Batch:
         tariff = self.prices[key]
         return tariffs.cost(parts, tariff), tariff.currency if tariff else ''
 
-    def _initial_status(self, position: int, channel: Channel, recipient: str) -> tuple[MessageStatus, str]:
+    def _initial_status(self, waiting: bool, channel: Channel, recipient: str) -> tuple[MessageStatus, str]:
+        """Opted-out recipients are skipped; the first step that is not goes out, the later ones wait for it."""
         kind = SuppressionKind.EMAIL if channel is Channel.EMAIL else SuppressionKind.PHONE
         if (kind, recipient) in self.suppressed:
             return MessageStatus.SKIPPED, 'The recipient opted out'
-        if position == 0:
+        if not waiting:
             return MessageStatus.QUEUED, MessageStatus.QUEUED.description
         return MessageStatus.CREATED, 'Waits for the previous channel'
 

@@ -105,3 +105,21 @@ async def test_viewer_cannot_send(db) -> None:
     viewer = Actor.of(await auth.create_user('v@example.com', 'long enough', Role.VIEWER))
     with pytest.raises(PermissionDenied):
         await enqueue.enqueue(viewer, SendRequest(steps=[SMS], destinations=[]))
+
+
+async def test_a_recipient_repeated_in_one_request_is_rejected_not_sent_twice(operator: Actor) -> None:
+    result = await enqueue.enqueue(operator, SendRequest(steps=[SMS], destinations=[
+        Destination(phone='+79123456789', variables={'name': 'A'}),
+        Destination(phone='8 912 345-67-89', variables={'name': 'B'}),
+    ]))
+    assert [(r.index, r.reason) for r in result.rejected] == [(1, 'the same recipient as destination 1')]
+    assert await Message.all().count() == 1
+
+
+async def test_an_opted_out_first_channel_hands_over_to_the_next_at_once(operator: Actor) -> None:
+    await Suppression.create(kind=SuppressionKind.PHONE, value='+79123456789')
+    await enqueue.enqueue(operator, SendRequest(steps=[SMS, EMAIL], destinations=[
+        Destination(phone='+79123456789', email='a@example.com', variables={'name': 'A', 'order': 1})]))
+    sms, email = sorted(await Message.all(), key=lambda m: m.step_index)
+    assert (sms.status, email.status) == (MessageStatus.SKIPPED, MessageStatus.QUEUED)
+    assert email.due_at is not None

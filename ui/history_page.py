@@ -3,6 +3,7 @@ live status changes, a detail dialog and the Excel report."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -154,7 +155,7 @@ class HistoryList:
 
     async def _drop_scope(self, event: ui_events.ValueChangeEventArguments) -> None:
         if not event.value:
-            self.filters = HistoryFilter(**{**self.filters.__dict__, 'bulk_id': None, 'task_id': None})
+            self.filters = replace(self.filters, bulk_id=None, task_id=None)
             await self.table.load({'page': 1})
 
     async def fetch(self, offset: int, limit: int, sort: str | None, descending: bool
@@ -205,8 +206,7 @@ class HistoryList:
             self.table.table.rows = [fresh.get(row['id'], row) for row in self.table.table.rows]
 
     async def show_details(self, message_id: str) -> None:
-        if await attempt(self._open_details(message_id)):
-            return
+        await attempt(self._open_details(message_id))
 
     async def _open_details(self, message_id: str) -> None:
         details = await history.message_details(self.actor, message_id)
