@@ -79,6 +79,16 @@ class CreatedMessage:
 class RejectedDestination:
     index: int
     reason: str
+    field: str = ''  # the Destination field at fault, when one is
+
+
+# The Destination field each channel's messages go to (every other channel: the phone) and how to name it.
+CONTACT_FIELDS = {Channel.EMAIL: 'email', Channel.TELEGRAM: 'messenger_user_id'}
+CONTACT_LABELS = {'phone': 'phone', 'email': 'email', 'messenger_user_id': 'Telegram chat ID'}
+
+
+def contact_field(channel: Channel) -> str:
+    return CONTACT_FIELDS.get(channel, 'phone')
 
 
 @dataclass
@@ -213,7 +223,7 @@ class _Batch:
         self.events: list[tuple[Any, ...]] = []
         self.created: list[CreatedMessage] = []
         self.new: list[events.MessageChanged] = []  # published once committed, for live pages
-        self.seen: dict[tuple[str, str], int] = {}  # (recipient, channel) → the destination that has it
+        self.seen: dict[tuple[str, Channel], int] = {}  # (recipient, channel) → the destination that has it
         self.rejected: list[RejectedDestination] = []
 
     def drain(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -230,18 +240,20 @@ class _Batch:
         values = destination.variables
         missing = [name for name in self.variables if values.get(name) in (None, '')]
         if missing:
-            self.rejected.append(RejectedDestination(index, f'missing variable(s): {", ".join(missing)}'))
+            self.rejected.append(RejectedDestination(index, f'missing variable(s): {", ".join(missing)}', 'variables'))
             return
-        recipients = {Channel.EMAIL: email, Channel.TELEGRAM: destination.messenger_user_id}
-        planned = [(step, recipients.get(step.channel, phone)) for step in self.steps]
+        contacts_by_field = {'phone': phone, 'email': email, 'messenger_user_id': destination.messenger_user_id}
+        planned = [(step, contacts_by_field[contact_field(step.channel)]) for step in self.steps]
         planned = [(step, recipient) for step, recipient in planned if recipient]
         if not planned:
             self.rejected.append(RejectedDestination(index, 'no phone, email or messenger id for any of the channels'))
             return
-        keys = [(str(recipient), step.channel.value) for step, recipient in planned]
-        repeated = next((self.seen[key] for key in keys if key in self.seen), None)
+        keys = [(str(recipient), step.channel) for step, recipient in planned]
+        repeated = next((key for key in keys if key in self.seen), None)
         if repeated is not None:
-            self.rejected.append(RejectedDestination(index, f'the same recipient as destination {repeated + 1}'))
+            field = contact_field(repeated[1])
+            self.rejected.append(RejectedDestination(
+                index, f'the same {CONTACT_LABELS[field]} as recipient {self.seen[repeated] + 1}', field))
             return
         self.seen.update(dict.fromkeys(keys, index))
         notification_id = sql.new_id()

@@ -16,6 +16,7 @@ from .channels import Channel
 from .config import settings
 from .enqueue import (
     _MESSAGE_COLUMNS,
+    CONTACT_LABELS,
     ROWS_PER_WRITE,
     Destination,
     SendRequest,
@@ -24,19 +25,12 @@ from .enqueue import (
     _Contacts,
     _resolve_template,
     _suppressed,
+    contact_field,
 )
 from .errors import ValidationError
 from .statuses import MessageStatus
 
 MAX_RECIPIENTS = 10_000  # per send from the page: larger lists are tasks
-CONTACT_LABELS = {'phone': 'phone', 'email': 'email', 'messenger_user_id': 'Telegram chat ID',
-                  'external_id': 'external ID'}
-_CONTACT_OF = {Channel.EMAIL: 'email', Channel.TELEGRAM: 'messenger_user_id'}  # every other channel: 'phone'
-
-
-def contact_field(channel: Channel) -> str:
-    """The `Destination` field a channel's messages are addressed to (as enqueue addresses them)."""
-    return _CONTACT_OF.get(channel, 'phone')
 
 
 def contact_fields(steps: list[dict[str, Any]]) -> list[str]:
@@ -126,19 +120,19 @@ async def estimate(actor: Actor, request: SendRequest) -> Estimate:
     channels = {Channel(step['channel']): ChannelEstimate(Channel(step['channel'])) for step in steps}
     needs = contact_fields(steps)
     problems: list[Problem] = []
-    seen: dict[tuple[Channel, str], int] = {}
+    seen: dict[tuple[str, Channel], int] = {}
     for index, (destination, contact) in enumerate(zip(request.destinations, contacts)):
         if index % ROWS_PER_WRITE == 0:  # a fresh batch keeps nothing of the last part; other work gets a turn
             batch = _Batch(request, steps, '', table, suppressed, {})
+            batch.seen = seen  # repeated recipients are found across parts too
             await asyncio.sleep(0)
         if isinstance(contact, str):
             problems.append(_contact_problem(index, destination, contact, region))
             continue
         planned = _missing_contact(index, destination, contact, needs, steps) \
             or _planned(batch, index, destination, contact)
-        problem = planned if isinstance(planned, Problem) else _repeated(index, planned, seen)
-        if problem:
-            problems.append(problem)
+        if isinstance(planned, Problem):
+            problems.append(planned)
             continue
         for row in planned:
             _count(channels[row['channel']], row)
@@ -179,20 +173,10 @@ def _planned(batch: _Batch, index: int, destination: Destination, contact: _Cont
     refused = len(batch.rejected)
     batch.add(index, destination, contact)
     if len(batch.rejected) > refused:
-        return Problem(index, 'variables', batch.rejected[-1].reason.capitalize() + '.')
+        rejected = batch.rejected[-1]
+        return Problem(index, rejected.field or 'variables', rejected.reason.capitalize() + '.')
     _, messages, _ = batch.drain()
     return [dict(zip(_MESSAGE_COLUMNS, row)) for row in messages]
-
-
-def _repeated(index: int, rows: list[dict[str, Any]], seen: dict[tuple[Channel, str], int]) -> Problem | None:
-    for row in rows:
-        earlier = seen.get((row['channel'], row['recipient']))
-        if earlier is not None:
-            name = contact_field(row['channel'])
-            return Problem(index, name, f'The same {CONTACT_LABELS[name]} as recipient {earlier + 1}.')
-    for row in rows:
-        seen[(row['channel'], row['recipient'])] = index
-    return None
 
 
 def _count(channel: ChannelEstimate, row: dict[str, Any]) -> None:

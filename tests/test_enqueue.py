@@ -112,7 +112,7 @@ async def test_a_recipient_repeated_in_one_request_is_rejected_not_sent_twice(op
         Destination(phone='+79123456789', variables={'name': 'A'}),
         Destination(phone='8 912 345-67-89', variables={'name': 'B'}),
     ]))
-    assert [(r.index, r.reason) for r in result.rejected] == [(1, 'the same recipient as destination 1')]
+    assert [(r.index, r.reason, r.field) for r in result.rejected] == [(1, 'the same phone as recipient 1', 'phone')]
     assert await Message.all().count() == 1
 
 
