@@ -169,10 +169,18 @@ async def list_messages(actor: Actor, filters: HistoryFilter, offset: int = 0, l
                                 [*params, COUNT_CAP + 1])
     clause, params = where(filters, sort=sort)
     rows = await sql.execute(
-        f'SELECT {columns} FROM messages m WHERE {clause} ORDER BY m.{sort.value} {order}{nulls}, m.id {order} '
-        'LIMIT ? OFFSET ?', [*params, limit, min(max(0, offset), COUNT_CAP)])
+        f'SELECT {columns} FROM messages m WHERE {clause} ORDER BY {_order(sort, order, nulls)} LIMIT ? OFFSET ?',
+        [*params, limit, min(max(0, offset), COUNT_CAP)])
     total = counted[0]['n']
     return Page(min(total, COUNT_CAP), [_listed(row) for row in rows], exact=total <= COUNT_CAP)
+
+
+def _order(sort: Sort, order: str, nulls: str) -> str:
+    """The ORDER BY of a page: the sort column, then the order of its index's own columns, so SQLite reads the index
+    in order instead of sorting a whole group of equal times (a batch of thousands shares one creation time)."""
+    tie = 'm.id' if sql.is_postgres() else 'm.rowid'  # SQLite: the last column of every index
+    columns = [f'm.{sort.value}'] + (['m.created_at'] if sort is not Sort.CREATED else []) + [tie]
+    return ', '.join(f'{column} {order}{nulls if column == columns[0] else ""}' for column in columns)
 
 
 async def messages_by_id(actor: Actor, ids: list[str]) -> list[dict[str, Any]]:
