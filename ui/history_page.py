@@ -12,13 +12,14 @@ from nicegui import events as ui_events
 from nicegui import ui
 from starlette.requests import Request
 
-from domain import events, history
+from domain import events, history, reports
 from domain.auth import Actor, Permission
 from domain.channels import Channel
 from domain.history import HistoryFilter, Sort, StatusView
 from domain.statuses import MessageStatus
 
 from . import session
+from .export import export_button
 from .forms import attempt, confirm
 from .frame import page_frame
 from .tables import ServerTable, column, set_query, time_column
@@ -132,7 +133,11 @@ class HistoryList:
                 self.scope = ui.chip(f'Only {"bulk " + filters.bulk_id if filters.bulk_id else "task"}',
                                      removable=True, on_value_change=self._drop_scope)
             ui.space()
-            self.export_bar = ui.row().classes('items-center gap-2')
+            language = ui.select({'en': 'English headers', 'ru': 'Russian headers'}, value='en',
+                                 label='Report').classes('w-40')
+            export_button('Export', lambda path, progress: reports.export_history(
+                self.actor, self.filters, path, language.value, progress),
+                lambda: f'notification-history-{date.today().isoformat()}.xlsx')
 
     def _current(self) -> HistoryFilter:
         start, end = _period_of(self.period.value)
