@@ -60,11 +60,11 @@ class HistoryFilter:
     @classmethod
     def this_month(cls, zone: str = 'UTC', **values: Any) -> HistoryFilter:
         """The page's default: from the start of the current month (the manual's default for reports)."""
-        today = datetime.now(_zone(zone)).date()
+        today = datetime.now(zone_info(zone)).date()
         return cls(date_from=today.replace(day=1), zone=zone, **values)
 
 
-def _zone(name: str) -> ZoneInfo:
+def zone_info(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -107,7 +107,7 @@ def where(filters: HistoryFilter, alias: str = 'm', sort: Sort = Sort.CREATED) -
         clauses.append(clause)
         params.extend(values)
 
-    zone = _zone(filters.zone)
+    zone = zone_info(filters.zone)
     if filters.date_from:
         add(f'{column("created_at")} >= ?', datetime.combine(filters.date_from, time(), zone))
     if filters.date_to:

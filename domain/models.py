@@ -352,6 +352,7 @@ class ShortLink(Model):
 
     class Meta:
         table = 'short_links'
+        indexes = (PresentIndex(fields=('message_id',)),)  # the history report's short links of each message
 
 
 class Suppression(Model):

@@ -6,10 +6,11 @@ import math
 import multiprocessing
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat, ValidationResult
@@ -17,6 +18,7 @@ from phonenumbers import phonenumberutil as _util
 from phonenumbers.timezone import time_zones_for_number
 
 Raw = str | int | float
+T = TypeVar('T')
 
 _PHONE_CHARACTERS = re.compile(r'\+?[0-9(][0-9\s().\-/]*')  # digits and the separators people type
 _SEPARATORS = re.compile(r'[^0-9+]')  # parsing is a third faster without them
@@ -84,19 +86,25 @@ def normalize_contacts(pairs: list[tuple[Raw | None, str | None]], default_regio
 
 async def normalize_contacts_in_parallel(pairs: list[tuple[Raw | None, str | None]],
                                          default_region: str) -> list[Contacts | str]:
-    """`normalize_contacts` spread over worker processes (every core) when there are enough to be worth it; the
-    event loop stays free meanwhile. The workers start with the first such call and stay."""
-    if len(pairs) < PARALLEL_FROM:
-        return normalize_contacts(pairs, default_region)
+    """`normalize_contacts` spread over worker processes (every core) when there are enough to be worth it."""
+    return await in_workers(normalize_contacts, pairs, default_region)
+
+
+async def in_workers(function: Callable[..., list[T]], items: list[Any], *args: Any) -> list[T]:
+    """`function(items, *args)` (a module-level function returning one result per item), split over the worker
+    processes when there are at least PARALLEL_FROM items; the event loop stays free meanwhile. The workers start
+    with the first such call and stay."""
+    if len(items) < PARALLEL_FROM:
+        return function(items, *args)
     start_workers()
-    size = -(-len(pairs) // (2 * _workers_count))
+    size = -(-len(items) // (2 * _workers_count))
     loop = asyncio.get_running_loop()
-    parts = await asyncio.gather(*(loop.run_in_executor(_workers, normalize_contacts, pairs[i:i + size], default_region)
-                                   for i in range(0, len(pairs), size)))
+    parts = await asyncio.gather(*(loop.run_in_executor(_workers, function, items[i:i + size], *args)
+                                   for i in range(0, len(items), size)))
     return [result for part in parts for result in part]
 
 
-PARALLEL_FROM = 2000  # destinations; below this, shipping them to a worker costs more than it saves
+PARALLEL_FROM = 2000  # items; below this, shipping them to a worker costs more than it saves
 _workers: ProcessPoolExecutor | None = None
 _workers_count = 0
 

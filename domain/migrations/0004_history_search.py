@@ -1,8 +1,11 @@
 """The history's indexes: search by part of a recipient (a trigram index: FTS5 on SQLite, pg_trgm on PostgreSQL),
-status with channel, sorting by sent and delivered times, and the "Omitted, optional" view."""
+status with channel, sorting by sent and delivered times, the "Omitted, optional" view, and
+the short links of a message (for the report)."""
 from tortoise import migrations
 from tortoise.indexes import Index, PartialIndex
 from tortoise.migrations import operations as ops
+
+from domain.indexes import PresentIndex
 
 # Statements one by one: triggers hold semicolons, which the schema editor would split on.
 _SQLITE = (
@@ -50,4 +53,5 @@ class Migration(migrations.Migration):
         ops.AddIndex(model_name='Message', index=Index(fields=['delivered_at', 'created_at'])),
         ops.AddIndex(model_name='Message', index=PartialIndex(
             fields=['created_at'], condition={'handed_over': True}, name='idx_messages_handed_over')),
+        ops.AddIndex(model_name='ShortLink', index=PresentIndex(fields=['message_id'])),
     ]
