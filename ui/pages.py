@@ -7,7 +7,10 @@ from . import (
     audit_page,
     channels_page,
     dashboard,
+    history_page,
+    hlr_page,
     login,
+    send_page,
     senders_page,
     tariffs_page,
     template_edit,
@@ -27,8 +30,8 @@ def create() -> None:
     channels_page.create()
     users_page.create()
     audit_page.create()
-    coming_soon('/send', 'Send notification', Permission.SEND)
+    history_page.create()
+    send_page.create()
     coming_soon('/tasks', 'Tasks for notifications')
-    coming_soon('/hlr', 'Check phones (HLR)')
-    coming_soon('/history', 'Notification history')
+    hlr_page.create()
     coming_soon('/settings/api-keys', 'API keys', Permission.MANAGE_SETTINGS)
