@@ -100,6 +100,30 @@ def click(screen: Screen, text: str, timeout: float = 5.0) -> None:
             time.sleep(0.1)
 
 
+def button(screen: Screen, label: str, within: str = '') -> WebElement:
+    """The displayed button with this text or aria-label (optionally inside the element matched by `within`)."""
+    xpath = (f'{within}//*[self::button or self::a]'
+             f'[.//span[normalize-space()="{label}"] or @aria-label="{label}"]')
+    return next(e for e in screen.selenium.find_elements(By.XPATH, xpath) if e.is_displayed())
+
+
+def inputs(screen: Screen, label: str) -> list[WebElement]:
+    return screen.selenium.find_elements(
+        By.XPATH, f'//label[.//div[contains(@class, "q-field__label") and normalize-space()="{label}"]]//input')
+
+
+def until(condition: Callable[[], bool], timeout: float = 5.0, what: str = 'the condition') -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f'waited {timeout} s for {what}'
+        time.sleep(0.1)
+
+
+def screenshot(screen: Screen, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screen.selenium.save_screenshot(str(SCREENSHOTS / name))
+
+
 async def make_actor(role: Role, email: str | None = None) -> Actor:
     return Actor.of(await auth.create_user(email or f'{role.value}@example.com', PASSWORD, role))
 

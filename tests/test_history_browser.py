@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
-from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, type_into, visible
+from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, type_into, until, visible
 from nicegui import core
 from nicegui.testing import Screen, screen_plugin
 from selenium.common.exceptions import StaleElementReferenceException
@@ -59,13 +59,6 @@ async def count(*statuses: MessageStatus) -> int:
     return await Message.filter(status__in=statuses).count()
 
 
-def until(check: Callable[[], bool], seconds: float = 10, what: str = 'the page to update') -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f'waited {seconds} s for {what}'
-        time.sleep(0.1)
-
-
 def texts(screen: Screen, css: str) -> list[str]:
     """The texts of the elements `css` selects, read again when a live refresh replaced them meanwhile."""
     while True:
@@ -102,7 +95,7 @@ def test_history_stays_live_and_responsive_while_1000_messages_a_second_go_out(
 
     future = asyncio.run_coroutine_threadsafe(send([f'+7912{i:07d}' for i in range(RUN)]), core.loop)
     until(lambda: on_server(count(*SENT)) > 2000,
-          seconds=60, what='the run to start')
+          timeout=60, what='the run to start')
     sent_before = on_server(count(*SENT))
     for search, expected in (('+7 912 000-12-34', '+79120001234'), ('1230002', '+79001230002')):
         started = time.monotonic()
@@ -122,7 +115,7 @@ def test_history_stays_live_and_responsive_while_1000_messages_a_second_go_out(
     sent_meanwhile = on_server(count(*SENT)) - sent_before
     assert sent_meanwhile >= 1000, f'only {sent_meanwhile} messages went out while the page was exercised'
     future.result(timeout=120)
-    until(lambda: on_server(count(MessageStatus.QUEUED)) == 0, seconds=120, what='the run to end')
+    until(lambda: on_server(count(MessageStatus.QUEUED)) == 0, timeout=120, what='the run to end')
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screen.selenium.save_screenshot(str(SCREENSHOTS / 'history.png'))
 

@@ -2,11 +2,10 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from helpers import browser_input, browser_setup_admin, type_into, visible
+from helpers import browser_input, browser_setup_admin, button, screenshot, type_into, until, visible
 from nicegui.testing import Screen, screen_plugin
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from test_templates_browser import button, screenshot, until
 
 from domain import hlr
 

@@ -2,10 +2,9 @@ import asyncio
 import os
 
 import pytest
-from helpers import browser_input, browser_setup_admin, click, visible
+from helpers import browser_input, browser_setup_admin, button, click, inputs, screenshot, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
-from test_templates_browser import button, inputs, screenshot
 
 from domain import templates
 from domain.auth import SYSTEM

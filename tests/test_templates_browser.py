@@ -1,12 +1,19 @@
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, replace_text, type_into, visible
+from helpers import (
+    browser_input,
+    browser_setup_admin,
+    button,
+    click,
+    inputs,
+    replace_text,
+    screenshot,
+    type_into,
+    until,
+    visible,
+)
 from nicegui.testing import Screen
-from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
 
 pytestmark = pytest.mark.browser
 CONFIG = '''
@@ -20,30 +27,6 @@ country = "*"
 price_per_part = 0.05
 currency = "EUR"
 '''
-
-
-def button(screen: Screen, label: str, within: str = '') -> WebElement:
-    """The displayed button with this text or aria-label (optionally inside the element matched by `within`)."""
-    xpath = (f'{within}//*[self::button or self::a]'
-             f'[.//span[normalize-space()="{label}"] or @aria-label="{label}"]')
-    return next(e for e in screen.selenium.find_elements(By.XPATH, xpath) if e.is_displayed())
-
-
-def inputs(screen: Screen, label: str) -> list[WebElement]:
-    return screen.selenium.find_elements(
-        By.XPATH, f'//label[.//div[contains(@class, "q-field__label") and normalize-space()="{label}"]]//input')
-
-
-def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, 'condition not met'
-        time.sleep(0.1)
-
-
-def screenshot(screen: Screen, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    screen.selenium.save_screenshot(str(SCREENSHOTS / name))
 
 
 def test_create_edit_search_and_delete_a_template(screen: Screen, tmp_path: Path,
