@@ -36,8 +36,9 @@ _COLUMNS = (
     'm.created_at', 'm.sent_at', 'm.delivered_at', 'm.due_at', 'm.ended_at',
 )
 _CREATED_AT = _COLUMNS.index('m.created_at')
-_SELECT = (f'SELECT {", ".join(_COLUMNS)} FROM messages m JOIN notifications n ON n.id = m.notification_id '
-           'LEFT JOIN templates t ON t.id = n.template_id')
+_TIE = len(_COLUMNS)  # after the report's columns: what orders messages created at the same time
+_FROM = ('FROM messages m JOIN notifications n ON n.id = m.notification_id '
+         'LEFT JOIN templates t ON t.id = n.template_id')
 
 
 def main() -> None:
@@ -60,11 +61,11 @@ async def _write(job: dict[str, Any]) -> None:
     stream = XlsxStream(Path(job['path']), job['title'], job['headers'], job['zone'])
     done = 0
     try:
-        async for rows, links in _chunks(job['clause'], job['params']):
+        async for rows, links in _read_ahead(_chunks(job['clause'], job['params'])):
             by_message: dict[Any, list[tuple[str, int]]] = defaultdict(list)
             for link in links:
                 by_message[link['message_id']].append((f'{job["public_url"]}/s/{link["code"]}', link['clicks']))
-            stream.write([_cells(row, by_message.get(row[0])) for row in rows])
+            stream.write([_cells(row[:_TIE], by_message.get(row[0])) for row in rows])
             done += len(rows)
             _say('progress', done)
         _say('done', stream.close())
@@ -76,13 +77,16 @@ async def _write(job: dict[str, Any]) -> None:
 
 
 async def _chunks(clause: str, params: list[Any]) -> AsyncIterator[tuple[list[Sequence[Any]], list[dict[str, Any]]]]:
-    """The selected messages (rows in _COLUMNS' order), CHUNK at a time in (created_at, id) order, each chunk with its
-    messages' short links."""
+    """The selected messages (rows in _COLUMNS' order, then the tie), CHUNK at a time in creation order, each chunk
+    with its messages' short links. Ties are broken as the created_at index orders them (SQLite: by rowid), so no
+    query sorts a batch of thousands of messages created at the same moment."""
+    tie = 'm.id' if sql.is_postgres() else 'm.rowid'
+    select = f'SELECT {", ".join(_COLUMNS)}, {tie} {_FROM} WHERE {clause}'
     after: list[Any] = []
     while True:
-        keyset = ' AND (m.created_at, m.id) > (?, ?)' if after else ''
-        rows = await sql.execute_rows(f'{_SELECT} WHERE {clause}{keyset} ORDER BY m.created_at, m.id LIMIT ?',
-                           [*params, *after, CHUNK])
+        keyset = f' AND (m.created_at, {tie}) > (?, ?)' if after else ''
+        rows = await sql.execute_rows(f'{select}{keyset} ORDER BY m.created_at, {tie} LIMIT ?',
+                                      [*params, *after, CHUNK])
         if not rows:
             return
         links = await sql.execute('SELECT message_id, code, clicks FROM short_links '
@@ -91,7 +95,19 @@ async def _chunks(clause: str, params: list[Any]) -> AsyncIterator[tuple[list[Se
         yield rows, links
         if len(rows) < CHUNK:
             return
-        after = [rows[-1][_CREATED_AT], rows[-1][0]]
+        after = [rows[-1][_CREATED_AT], rows[-1][_TIE]]
+
+
+async def _read_ahead(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The chunks, each next one already being read (on the database driver's thread) while this one is written."""
+    pending = asyncio.ensure_future(anext(chunks))
+    while True:
+        try:
+            current = await pending
+        except StopAsyncIteration:
+            return
+        pending = asyncio.ensure_future(anext(chunks))
+        yield current
 
 
 def _cells(row: Sequence[Any], links: list[tuple[str, int]] | None) -> list[object]:

@@ -133,8 +133,8 @@ def table_rows(user: User) -> list[dict]:
 
 
 async def eventually(check: Callable[[], bool]) -> None:
-    """Wait for an event handler that runs in the background to finish."""
-    for _ in range(100):
+    """Wait (up to 5 s: the machine may be busy) for an event handler that runs in the background to finish."""
+    for _ in range(250):
         if check():
             return
         await asyncio.sleep(0.02)
