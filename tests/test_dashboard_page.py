@@ -47,7 +47,7 @@ async def until(check: Callable[[], bool], seconds: float = 15) -> None:
 
 async def test_figures_link_to_the_history_and_follow_changes_live(user: User, monkeypatch: pytest.MonkeyPatch
                                                                    ) -> None:
-    monkeypatch.setattr(dashboard, 'MONTH_SECONDS', 0)  # the month refreshes at most every 30 s: not in a test
+    monkeypatch.setattr(dashboard, 'MONTH_SECONDS', 0)  # the month refreshes at most every 5 minutes: not in a test
     await sign_in_as(user, Role.VIEWER)
     now = stats.now()
     sms = [await add_message(now, S.SENT, C.SMS, sent_at=now, cost='2.5', currency='RUB') for _ in range(2)]
