@@ -65,7 +65,7 @@ async def _write(job: dict[str, Any]) -> None:
             by_message: dict[Any, list[tuple[str, int]]] = defaultdict(list)
             for link in links:
                 by_message[link['message_id']].append((f'{job["public_url"]}/s/{link["code"]}', link['clicks']))
-            stream.write([_cells(row[:_TIE], by_message.get(row[0])) for row in rows])
+            stream.write([_cells(row, by_message.get(row[0])) for row in rows])
             done += len(rows)
             _say('progress', done)
         _say('done', stream.close())
@@ -111,10 +111,10 @@ async def _read_ahead(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 
 def _cells(row: Sequence[Any], links: list[tuple[str, int]] | None) -> list[object]:
-    """One message as the report's cells (HEADERS' order)."""
+    """One message, as `_chunks` reads it, as the report's cells (HEADERS' order)."""
     (message_id, bulk_id, group_id, flow_id, status, description, channel, sender, recipient, text, subject, cost,
      currency, network, template_id, template_name, variables, parts, opens, clicks, link_clicks, created_at,
-     sent_at, delivered_at, due_at, ended_at) = row
+     sent_at, delivered_at, due_at, ended_at, _tie) = row
     created, due = sql.parse_time(created_at), sql.parse_time(due_at)
     return [
         str(message_id), bulk_id, group_id, flow_id, status, description, _CHANNEL_LABELS.get(channel, channel),
