@@ -2,7 +2,7 @@ import asyncio
 import os
 
 import pytest
-from helpers import browser_input, browser_setup_admin, button, click, inputs, screenshot, visible
+from helpers import browser_input, browser_setup_admin, button, click, inputs, screenshot, until, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 
@@ -52,3 +52,16 @@ def test_send_a_template_to_three_recipients(screen: Screen) -> None:
     visible(screen, 'Sent: 3 messages to 3 recipients are on their way.')
     link = screen.selenium.find_element(By.LINK_TEXT, 'Open the history of these messages')
     assert '/history?bulk=' in link.get_attribute('href')
+
+    link.click()
+    visible(screen, '3 messages')
+    visible(screen, '+49301234567')
+    until(lambda: statuses(screen) and all(status in ('DELIVERED', 'UNDELIVERED') for status in statuses(screen)),
+          timeout=30, what='the simulator to deliver the three messages, shown live')  # no reload in between
+    assert 'bulk=' in screen.selenium.current_url
+
+
+def statuses(screen: Screen) -> list[str]:
+    """The status badges of the history table, read in one go (live updates redraw them)."""
+    return screen.selenium.execute_script(
+        "return [...document.querySelectorAll('.q-table tbody .q-badge')].map(badge => badge.innerText)")

@@ -23,6 +23,8 @@ COLUMNS = [
 ]
 EDIT_BUTTON = ('<q-btn flat round dense icon="edit" aria-label="Edit" :href="\'/templates/\' + props.row.id">'
                '<q-tooltip>Edit</q-tooltip></q-btn>')
+SEND_BUTTON = ('<q-btn flat round dense icon="send" aria-label="Send" :href="\'/send?template=\' + props.row.id">'
+               '<q-tooltip>Send notification</q-tooltip></q-btn>')
 DELETE_BUTTON = ('<q-btn flat round dense icon="delete" color="negative" aria-label="Delete" '
                  '@click="() => $parent.$emit(\'delete\', props.row)"><q-tooltip>Delete</q-tooltip></q-btn>')
 
@@ -57,7 +59,8 @@ class TemplateList:
             ui.button('Clear', on_click=lambda: self.search_input.set_value('')).props('flat')
         self.table = ServerTable(COLUMNS, self.fetch, sort_by=sort if sort in templates.SORTABLE else 'created_at',
                                  descending=descending, page=page, on_loaded=self._remember_in_url)
-        actions = EDIT_BUTTON + (DELETE_BUTTON if self.can_manage else '')
+        actions = ((SEND_BUTTON if actor.can(Permission.SEND) else '') + EDIT_BUTTON
+                   + (DELETE_BUTTON if self.can_manage else ''))
         self.table.table.add_slot('body-cell-actions', f'<q-td :props="props" auto-width>{actions}</q-td>')
         self.table.table.on('delete', self._delete)
         self.empty = ui.label().classes('text-grey-7')
