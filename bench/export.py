@@ -19,7 +19,6 @@ import json
 import os
 import random
 import resource
-import sqlite3
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ import openpyxl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bulk import bulk_connection  # noqa: E402
 from domain import report_process, reports, sql  # noqa: E402
 from domain.auth import SYSTEM  # noqa: E402
 from domain.config import reload_settings  # noqa: E402
@@ -69,69 +69,65 @@ def fill(path: Path, count: int) -> None:
     were created (as Herald writes them: the table's order follows created_at)."""
     rng = random.Random(5)
     now = datetime.now(timezone.utc)
-    connection = sqlite3.connect(path)
-    connection.execute('PRAGMA journal_mode=WAL')
-    connection.execute('PRAGMA synchronous=OFF')
-    trigger = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'message_search_insert'").fetchone()[0]
-    connection.execute('DROP TRIGGER message_search_insert')  # the search index is filled once, at the end
-    templates = [(str(uuid.uuid4()), name) for name in ('Login code', 'Order shipped', 'Доставка заказа', 'Promo')]
-    connection.executemany(
-        'INSERT INTO templates (id, name, allowed_time_ranges, time_zone_mode, time_zone, steps, use_short_links, '
-        "created_at, updated_at) VALUES (?, ?, '[]', 'fixed', 'UTC', '[]', 0, ?, ?)",
-        [(id_, name, str(now), str(now)) for id_, name in templates])
-    link_id = 0
-    first, step = now - timedelta(days=DAYS), DAYS * 86400 / count
-    for start in range(0, count, BATCH):
-        size = min(BATCH, count - start)
-        notifications, messages, links = [], [], []
-        for i, channel, status in zip(range(start, start + size), _weighted(CHANNELS, size, rng),
-                                      _weighted(STATUSES, size, rng)):
-            created = first + timedelta(seconds=(i + rng.random()) * step)  # rows are written as time goes by
-            notification_id, message_id = sql.new_id(), sql.new_id()
-            phone = f'+79{(i * 7919) % 10 ** 9:09d}'  # distinct per message, as (bulk, recipient, channel) must be
-            name, order = rng.choice(['Anna', 'Иван', 'Olga', 'Пётр']), rng.randrange(10 ** 6)
-            code = rng.randrange(10 ** 4)
-            text = rng.choice(TEXTS).format(code=code, name=name, order=order)
-            parts = len(text) // 70 + 1
-            template_id = rng.choice(templates)[0] if rng.random() < 0.6 else None
-            variables = json.dumps({'code': code, 'name': name, 'order': order}, ensure_ascii=False)
-            sent = created + timedelta(seconds=rng.uniform(1, 60)) if status not in _UNSENT else None
-            delivered = sent + timedelta(seconds=rng.uniform(1, 600)) if status in (S.DELIVERED, S.READ) else None
-            ended = delivered or (sent + timedelta(minutes=5) if sent and status.is_terminal else None)
-            due = created + timedelta(hours=rng.uniform(1, 10)) if status is S.DELAYED else created
-            email = channel == 'email'
-            recipient = f'user{i}@example.com' if email else phone
-            notifications.append((notification_id, f'bulk-{start // BATCH}', f'group-{rng.randrange(100)}',
-                                  f'flow-{rng.randrange(1000)}', template_id, phone, variables, str(created)))
-            messages.append((message_id, notification_id, f'bulk-{start // BATCH}', channel,
-                             'shop@example.com' if email else 'HERALD', recipient, f'Order {order}' if email else '',
-                             text, parts, f'{rng.choice([0.045, 0.05, 0.3, 1.2]) * parts:.4f}',
-                             'EUR', status.value, status.description, '' if email else rng.choice(NETWORKS),
-                             rng.randrange(5) if email else 0, rng.randrange(3) if email else 0, str(created),
-                             str(created), str(due), str(sent) if sent else None,
-                             str(delivered) if delivered else None, str(ended) if ended else None))
-            if rng.random() < 0.3:
-                link_id += 1
-                links.append((link_id, f'{link_id:06x}', f'https://shop.example/t/{order}', message_id,
-                              rng.randrange(4), str(created), str(created)))
+    with bulk_connection(path) as connection:
+        names = ('Login code', 'Order shipped', 'Доставка заказа', 'Promo')
+        templates = [(str(uuid.uuid4()), name) for name in names]
         connection.executemany(
-            'INSERT INTO notifications (id, bulk_id, group_id, flow_id, template_id, phone, variables, created_at, '
-            "allowed_time_ranges, time_zone, use_short_links) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '[]', 'UTC', 0)",
-            notifications)
-        connection.executemany(
-            'INSERT INTO messages (id, notification_id, bulk_id, channel, sender, recipient, subject, text, parts, '
-            'cost, currency, status, status_description, network, email_opens, email_clicks, created_at, updated_at, '
-            'due_at, sent_at, delivered_at, ended_at, step_index, provider, html, params, attempt, required, '
-            "handed_over, in_doubt, short_link_clicks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?, ?, 0, 'simulator', '', '{}', 1, 0, 0, 0, 0)", messages)
-        connection.executemany('INSERT INTO short_links (id, code, target, message_id, clicks, created_at, updated_at) '
-                               'VALUES (?, ?, ?, ?, ?, ?, ?)', links)
-        connection.commit()
-    connection.execute('INSERT INTO message_search (recipient, message_id) SELECT recipient, id FROM messages')
-    connection.execute(trigger)
-    connection.commit()
-    connection.execute('PRAGMA optimize')
-    connection.close()
+            'INSERT INTO templates (id, name, allowed_time_ranges, time_zone_mode, time_zone, steps, use_short_links, '
+            "created_at, updated_at) VALUES (?, ?, '[]', 'fixed', 'UTC', '[]', 0, ?, ?)",
+            [(id_, name, str(now), str(now)) for id_, name in templates])
+        link_id = 0
+        first, step = now - timedelta(days=DAYS), DAYS * 86400 / count
+        for start in range(0, count, BATCH):
+            size = min(BATCH, count - start)
+            notifications, messages, links = [], [], []
+            for i, channel, status in zip(range(start, start + size), _weighted(CHANNELS, size, rng),
+                                          _weighted(STATUSES, size, rng)):
+                created = first + timedelta(seconds=(i + rng.random()) * step)  # rows are written as time goes by
+                notification_id, message_id = sql.new_id(), sql.new_id()
+                phone = f'+79{(i * 7919) % 10 ** 9:09d}'  # distinct per message, as (bulk, recipient, channel) must be
+                name, order = rng.choice(['Anna', 'Иван', 'Olga', 'Пётр']), rng.randrange(10 ** 6)
+                code = rng.randrange(10 ** 4)
+                text = rng.choice(TEXTS).format(code=code, name=name, order=order)
+                parts = len(text) // 70 + 1
+                template_id = rng.choice(templates)[0] if rng.random() < 0.6 else None
+                variables = json.dumps({'code': code, 'name': name, 'order': order}, ensure_ascii=False)
+                sent = created + timedelta(seconds=rng.uniform(1, 60)) if status not in _UNSENT else None
+                delivered = (sent + timedelta(seconds=rng.uniform(1, 600))
+                             if status in (S.DELIVERED, S.READ) else None)
+                ended = delivered or (sent + timedelta(minutes=5) if sent and status.is_terminal else None)
+                due = created + timedelta(hours=rng.uniform(1, 10)) if status is S.DELAYED else created
+                email = channel == 'email'
+                recipient = f'user{i}@example.com' if email else phone
+                notifications.append((notification_id, f'bulk-{start // BATCH}', f'group-{rng.randrange(100)}',
+                                      f'flow-{rng.randrange(1000)}', template_id, phone, variables, str(created)))
+                messages.append((message_id, notification_id, f'bulk-{start // BATCH}', channel,
+                                 'shop@example.com' if email else 'HERALD', recipient,
+                                 f'Order {order}' if email else '', text, parts,
+                                 f'{rng.choice([0.045, 0.05, 0.3, 1.2]) * parts:.4f}',
+                                 'EUR', status.value, status.description, '' if email else rng.choice(NETWORKS),
+                                 rng.randrange(5) if email else 0, rng.randrange(3) if email else 0, str(created),
+                                 str(created), str(due), str(sent) if sent else None,
+                                 str(delivered) if delivered else None, str(ended) if ended else None))
+                if rng.random() < 0.3:
+                    link_id += 1
+                    links.append((link_id, f'{link_id:06x}', f'https://shop.example/t/{order}', message_id,
+                                  rng.randrange(4), str(created), str(created)))
+            connection.executemany(
+                'INSERT INTO notifications (id, bulk_id, group_id, flow_id, template_id, phone, variables, created_at, '
+                "allowed_time_ranges, time_zone, use_short_links) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '[]', 'UTC', 0)",
+                notifications)
+            connection.executemany(
+                'INSERT INTO messages (id, notification_id, bulk_id, channel, sender, recipient, subject, text, parts, '
+                'cost, currency, status, status_description, network, email_opens, email_clicks, created_at, '
+                'updated_at, due_at, sent_at, delivered_at, ended_at, step_index, provider, html, params, attempt, '
+                'required, '
+                "handed_over, in_doubt, short_link_clicks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?, ?, ?, 0, 'simulator', '', '{}', 1, 0, 0, 0, 0)", messages)
+            connection.executemany(
+                'INSERT INTO short_links (id, code, target, message_id, clicks, created_at, updated_at) '
+                'VALUES (?, ?, ?, ?, ?, ?, ?)', links)
+            connection.commit()
 
 
 async def max_lag_during(work: Awaitable[Any]) -> tuple[Any, float]:

@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bulk import bulk_connection  # noqa: E402
 from domain import history, sql  # noqa: E402
 from domain.auth import SYSTEM  # noqa: E402
 from domain.channels import Channel  # noqa: E402
@@ -48,45 +49,37 @@ def fill(path: Path, count: int) -> None:
     rng = random.Random(7)
     phones = [f'+79{rng.randrange(10**9):09d}' for _ in range(PHONES)]
     now = datetime.now(timezone.utc)
-    connection = sqlite3.connect(path)
-    connection.execute('PRAGMA journal_mode=WAL')
-    connection.execute('PRAGMA synchronous=OFF')
-    # The search index is filled once at the end (as the migration does), not row by row through its trigger.
-    trigger = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'message_search_insert'").fetchone()[0]
-    connection.execute('DROP TRIGGER message_search_insert')
-    for start in range(0, count, 50_000):
-        size = min(50_000, count - start)
-        channels = _weighted(CHANNELS, size, rng)
-        statuses = _weighted(STATUSES, size, rng)
-        notifications, messages = [], []
-        for channel, status in zip(channels, statuses):
-            created = now - timedelta(seconds=rng.uniform(0, DAYS * 86400))
-            notification_id, message_id = str(uuid.uuid4()), sql.new_id()
-            phone = rng.choice(phones)
-            recipient = f'user{rng.randrange(PHONES)}@example.com' if channel is Channel.EMAIL else phone
-            sent = created + timedelta(seconds=rng.uniform(1, 60)) if status not in _UNSENT else None
-            delivered = sent + timedelta(seconds=rng.uniform(1, 600)) if status in (S.DELIVERED, S.READ) else None
-            step = 1 if status is S.CREATED else 0
-            notifications.append((notification_id, notification_id, phone, str(created)))
-            messages.append((message_id, notification_id, notification_id, step, channel.value, recipient, 'Your code is 1234',
-                             1, status.value, status.description, int(status in (S.UNDELIVERED, S.ERROR)),
-                             str(created), str(created), str(sent) if sent else None,
-                             str(delivered) if delivered else None))
-        connection.executemany('INSERT INTO notifications (id, bulk_id, phone, created_at, variables, '
-                               "allowed_time_ranges, time_zone, use_short_links) VALUES (?, ?, ?, ?, '{}', '[]', "
-                               "'UTC', 0)", notifications)
-        connection.executemany(
-            'INSERT INTO messages (id, notification_id, bulk_id, step_index, channel, recipient, text, parts, status, '
-            'status_description, handed_over, created_at, updated_at, sent_at, delivered_at, provider, sender, '
-            "subject, html, params, cost, currency, network, attempt, required, in_doubt, short_link_clicks, "
-            "email_opens, email_clicks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '', '', '{}', "
-            "'0.05', 'EUR', '', 0, 0, 0, 0, 0, 0)", messages)
-        connection.commit()
-    connection.execute('INSERT INTO message_search (recipient, message_id) SELECT recipient, id FROM messages')
-    connection.execute(trigger)
-    connection.commit()
-    connection.execute('PRAGMA optimize')
-    connection.close()
+    with bulk_connection(path) as connection:
+        for start in range(0, count, 50_000):
+            size = min(50_000, count - start)
+            channels = _weighted(CHANNELS, size, rng)
+            statuses = _weighted(STATUSES, size, rng)
+            notifications, messages = [], []
+            for channel, status in zip(channels, statuses):
+                created = now - timedelta(seconds=rng.uniform(0, DAYS * 86400))
+                notification_id, message_id = str(uuid.uuid4()), sql.new_id()
+                phone = rng.choice(phones)
+                recipient = f'user{rng.randrange(PHONES)}@example.com' if channel is Channel.EMAIL else phone
+                sent = created + timedelta(seconds=rng.uniform(1, 60)) if status not in _UNSENT else None
+                delivered = (sent + timedelta(seconds=rng.uniform(1, 600))
+                             if status in (S.DELIVERED, S.READ) else None)
+                step = 1 if status is S.CREATED else 0
+                notifications.append((notification_id, notification_id, phone, str(created)))
+                messages.append((message_id, notification_id, notification_id, step, channel.value, recipient,
+                                 'Your code is 1234', 1, status.value, status.description,
+                                 int(status in (S.UNDELIVERED, S.ERROR)), str(created), str(created),
+                                 str(sent) if sent else None, str(delivered) if delivered else None))
+            connection.executemany('INSERT INTO notifications (id, bulk_id, phone, created_at, variables, '
+                                   "allowed_time_ranges, time_zone, use_short_links) VALUES (?, ?, ?, ?, '{}', '[]', "
+                                   "'UTC', 0)", notifications)
+            connection.executemany(
+                'INSERT INTO messages (id, notification_id, bulk_id, step_index, channel, recipient, text, parts, '
+                'status, status_description, handed_over, created_at, updated_at, sent_at, delivered_at, provider, '
+                'sender, '
+                "subject, html, params, cost, currency, network, attempt, required, in_doubt, short_link_clicks, "
+                "email_opens, email_clicks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '', '', '{}', "
+                "'0.05', 'EUR', '', 0, 0, 0, 0, 0, 0)", messages)
+            connection.commit()
 
 
 _UNSENT = {S.QUEUED, S.DELAYED, S.CREATED, S.PAUSED, S.SKIPPED, S.CANCELED}
