@@ -88,11 +88,17 @@ def visible(screen: Screen, text: str, timeout: float = 5.0) -> WebElement:
 
 
 def click(screen: Screen, text: str, timeout: float = 5.0) -> None:
-    """Click the visible element with `text`, again while something else (a dialog still opening) covers it."""
+    """Click the visible element with `text`."""
+    click_element(lambda: visible(screen, text, timeout), timeout)
+
+
+def click_element(find: Callable[[], WebElement], timeout: float = 5.0) -> None:
+    """Click the element `find` returns, again while something else (a dialog still opening) covers it or a refresh
+    replaced it."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            visible(screen, text, timeout).click()
+            find().click()
             return
         except (ElementClickInterceptedException, StaleElementReferenceException):
             if time.monotonic() > deadline:

@@ -3,7 +3,7 @@
 Saves docs/screenshots/users.png and docs/screenshots/senders.png for the documentation."""
 
 import pytest
-from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, visible
+from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, click_element, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -50,7 +50,7 @@ def test_admin_adds_an_operator_and_approves_a_sender_name(screen: Screen) -> No
         click(screen, 'Submit request')
         sender_row(screen, name)
     sender_row(screen, 'MyShop').find_element(By.XPATH, './/button[contains(., "Approve")]').click()
-    element(screen, '//div[contains(@class, "q-dialog")]//button[contains(., "Approve")]').click()
+    click_element(lambda: element(screen, '//div[contains(@class, "q-dialog")]//button[contains(., "Approve")]'))
     visible(screen, 'approved.')
     screen.open('/settings/senders')
     badge = sender_row(screen, 'MyShop').find_element(By.CLASS_NAME, 'q-badge')

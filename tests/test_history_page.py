@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from helpers import eventually, sign_in_as, table_rows
-from nicegui import ui
+from helpers import eventually, sign_in_as
 from nicegui.testing import User
 from nicegui.testing.user_interaction import UserInteraction
 
@@ -28,6 +27,11 @@ async def send(*phones: str, steps: list | None = None) -> list[str]:
         destinations=[Destination(phone=phone, email=f'{i}@example.com', variables={'name': 'Ann'})
                       for i, phone in enumerate(phones)]))
     return [message.id for message in result.messages]
+
+
+def table_rows(user: User) -> list[dict]:
+    """The history's rows (not those of a detail dialog's timeline)."""
+    return user.find(marker='messages').elements.pop().rows
 
 
 def recipients(user: User) -> list[str]:
@@ -73,7 +77,7 @@ async def test_details_show_the_text_and_timeline_and_cancel_a_queued_message(us
     sms_id, email_id = await send('+79123456789', steps=[SMS, EMAIL])
     await user.open('/history')
     await eventually(lambda: len(table_rows(user)) == 2)
-    user.find(ui.table).trigger('details', {'id': sms_id})
+    user.find(marker='messages').trigger('details', {'id': sms_id})
     await user.should_see('Status timeline')
     await user.should_see('Hi Ann')
     await user.should_see('Other steps of this cascade')
@@ -92,6 +96,6 @@ async def test_a_viewer_sees_details_without_a_cancel_button(user: User) -> None
     [message_id] = await send('+79123456789')
     await user.open('/history')
     await eventually(lambda: len(table_rows(user)) == 1)
-    user.find(ui.table).trigger('details', {'id': message_id})
+    user.find(marker='messages').trigger('details', {'id': message_id})
     await user.should_see('Status timeline')
     await user.should_not_see('Cancel message')

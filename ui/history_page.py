@@ -106,7 +106,7 @@ class HistoryList:
         self.table.table.add_slot('body-cell-details', DETAILS_CELL)
         self.table.table.on('details', lambda e: self.show_details(e.args['id']))
         self.table.table.on('rowClick', lambda e: self.show_details(e.args[1]['id']))
-        self.table.table.classes('cursor-pointer').props('dense')
+        self.table.table.classes('cursor-pointer').props('dense').mark('messages')
         self.count = ui.label().classes('text-grey-7 text-caption').mark('count')
         self.empty = ui.label('No messages match the filters.').classes('text-grey-7')
         self.empty.set_visibility(False)
