@@ -22,7 +22,7 @@ from . import session
 from .export import export_button
 from .forms import attempt, confirm
 from .frame import page_frame
-from .tables import ServerTable, column, set_query, time_column
+from .tables import ServerTable, column, day_or_none, set_query, time_column
 
 PATH = '/history'
 ALL_TIME = 'all'  # the URL's `from` when the period is cleared (no `from` means this month)
@@ -55,13 +55,6 @@ STATUS_OPTIONS = {'': 'All statuses'} | {status.value: status.value.capitalize()
 CHANNEL_OPTIONS = {'': 'All channels'} | {channel.value: channel.label for channel in Channel}
 
 
-def _day(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
 def create() -> None:
     @ui.page(PATH)
     async def history_page(request: Request) -> None:
@@ -82,8 +75,8 @@ def filters_of(query: Mapping[str, str], zone: str) -> HistoryFilter:
     return HistoryFilter(
         search=query.get('search', ''), channel=Channel(channel) if channel in Channel._value2member_map_ else None,
         status=history.status_choice(query.get('status')), bulk_id=query.get('bulk') or None,
-        task_id=query.get('task') or None, zone=zone, date_to=_day(query.get('to', '')),
-        date_from=_day(query['from']) if 'from' in query else HistoryFilter.this_month(zone).date_from)
+        task_id=query.get('task') or None, zone=zone, date_to=day_or_none(query.get('to', '')),
+        date_from=day_or_none(query['from']) if 'from' in query else HistoryFilter.this_month(zone).date_from)
 
 
 def _number(value: str | None, default: int) -> int:
@@ -291,7 +284,7 @@ def _period_text(start: date | None, end: date | None) -> str:
 def _period_of(text: str | None) -> tuple[date | None, date | None]:
     """The period input's "YYYY-MM-DD – YYYY-MM-DD" (either side may be empty)."""
     start, _, end = (text or '').partition('–')
-    return _day(start.strip()), _day(end.strip())
+    return day_or_none(start.strip()), day_or_none(end.strip())
 
 
 def _period_input(filters: HistoryFilter, on_change) -> ui.input:

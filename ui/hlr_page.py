@@ -21,7 +21,7 @@ from domain.xlsx import MEDIA_TYPE, write_xlsx
 from . import session
 from .forms import show_errors
 from .frame import page_frame
-from .tables import ServerTable, column, iso, set_query, time_column
+from .tables import ServerTable, column, day_or_none, iso, set_query, time_column
 
 PATH = '/hlr'
 MAX_TEXT_LENGTH = 200_000  # what the browser may send at once stays under Socket.IO's 1 MB limit
@@ -48,15 +48,8 @@ def create() -> None:
                        desc: bool = True, page: int = 1) -> None:
         actor = await page_frame('Check phones (HLR)')
         if actor:
-            await HlrPage(actor, ZoneInfo(session.browser_zone()), search, _day(date_from), _day(date_to), sort, desc,
+            await HlrPage(actor, ZoneInfo(session.browser_zone()), search, day_or_none(date_from), day_or_none(date_to), sort, desc,
                           page).table.load()
-
-
-def _day(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
 
 
 def _row(check: HlrCheck) -> dict[str, Any]:
@@ -166,7 +159,7 @@ class HlrPage:
 
     async def _on_period(self, e: events.ValueChangeEventArguments) -> None:
         value = {'from': e.value, 'to': e.value} if isinstance(e.value, str) else e.value or {}  # one day: a str
-        start, end = _day(value.get('from', '')), _day(value.get('to', ''))
+        start, end = day_or_none(value.get('from', '')), day_or_none(value.get('to', ''))
         self.period = (start, end) if start and end else None
         self.period_input.value = self._period_label()
         await self._reload()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -41,6 +41,14 @@ def enum_or_none(kind: type[E], value: str | None) -> E | None:
     """An enum member from a URL query value; anything unknown means "no filter"."""
     try:
         return kind(value) if value else None
+    except ValueError:
+        return None
+
+
+def day_or_none(value: str) -> date | None:
+    """A date from a URL query value (YYYY-MM-DD); anything else means "no date"."""
+    try:
+        return date.fromisoformat(value) if value else None
     except ValueError:
         return None
 
