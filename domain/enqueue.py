@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -31,18 +32,28 @@ _NOTIFICATION_COLUMNS = (
 )
 ROWS_PER_WRITE = 1000  # destinations built while the previous ones are written
 _EVENT_COLUMNS = ('message_id', 'at', 'status', 'description', 'details')
+SEARCH_COLUMNS = ('recipient', 'message_id')  # SQLite's `message_search` (migration 0004)
+_RECIPIENT = _MESSAGE_COLUMNS.index('recipient')
 _EXTRA_FIELDS = ('imageUrl', 'buttonText', 'buttonUrl', 'templateName', 'templateNamespace', 'language', 'mediaUrl',
                  'fromName', 'replyTo', 'templateData')
 
 
 @dataclass
 class Destination:
+    """One recipient. The fields after `variables` override the request's for this recipient; `steps` must already
+    be validated (a task file's rows are checked one by one, as a template's steps are)."""
     phone: str | int | float | None = None
     email: str | None = None
     external_id: str | None = None
     client_id: str | None = None
     messenger_user_id: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] | None = None
+    send_at: datetime | None = None
+    allowed_time_ranges: list[list[str]] | None = None
+    callback_url: str | None = None
+    callback_data: str | None = None
+    group_id: str | None = None
 
 
 @dataclass
@@ -62,6 +73,7 @@ class SendRequest:
     callback_data: str | None = None
     use_short_links: bool = False
     send_at: datetime | None = None
+    hold: bool = False  # the messages wait PAUSED (a task not yet started) instead of QUEUED
 
 
 @dataclass(frozen=True)
@@ -102,27 +114,40 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def enqueue(actor: Actor, request: SendRequest) -> EnqueueResult:
+async def enqueue(actor: Actor, request: SendRequest,
+                  contacts: list[phones.Contacts | str] | None = None) -> EnqueueResult:
     """Write the notifications and messages of a request; destinations that cannot be sent to are rejected with a
-    reason and the rest go ahead. Repeating a request with the same bulk id creates nothing twice."""
+    reason and the rest go ahead. Repeating a request with the same bulk id creates nothing twice. `contacts` are
+    the destinations' contacts when the caller has already normalized them (`phones.normalize_contacts`)."""
     actor.require(Permission.SEND)
     request = await _resolve_template(request)
     steps = await templates.clean_steps(request.steps)
     bulk_id = request.bulk_id or str(uuid.uuid4())
-    region = settings().default_region
-    contacts = await _all_contacts(request.destinations, region)
-    batch = _Batch(request, steps, bulk_id, await tariffs.tariff_table(), await _suppressed(contacts),
+    if contacts is None:
+        contacts = await phones.normalize_contacts_in_parallel(
+            [(d.phone, d.email) for d in request.destinations], settings().default_region)
+    checked = _contacts_of(contacts)
+    batch = _Batch(request, steps, bulk_id, await tariffs.tariff_table(), await _suppressed(checked),
                    await _existing(bulk_id) if request.bulk_id else {})
     async with in_transaction(), sql.Writer() as writer:
-        for part in sql.chunks(range(len(contacts)), ROWS_PER_WRITE):
+        for part in sql.chunks(range(len(checked)), ROWS_PER_WRITE):
             for index in part:
-                batch.add(index, request.destinations[index], contacts[index])
-            notifications, messages, timeline = batch.drain()
-            await writer.insert_many('notifications', _NOTIFICATION_COLUMNS, notifications)
-            await writer.insert_many('messages', _MESSAGE_COLUMNS, messages)
-            await writer.insert_many('message_events', _EVENT_COLUMNS, timeline)
+                batch.add(index, request.destinations[index], checked[index])
+            for table, columns, rows in table_rows(*batch.drain()):
+                await writer.insert_many(table, columns, rows)
     events.publish(batch.new)
     return EnqueueResult(bulk_id, batch.created, batch.rejected)
+
+
+def table_rows(notifications: list[tuple[Any, ...]], messages: list[tuple[Any, ...]], timeline: list[tuple[Any, ...]]
+               ) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+    """(table, columns, rows) to insert, in order: SQLite's search index of recipients is kept here, not by a
+    trigger (a trigger costs five times as much per row)."""
+    tables = [('notifications', _NOTIFICATION_COLUMNS, notifications), ('messages', _MESSAGE_COLUMNS, messages),
+              ('message_events', _EVENT_COLUMNS, timeline)]
+    if not sql.is_postgres():
+        tables.append(('message_search', SEARCH_COLUMNS, [(row[_RECIPIENT], row[0]) for row in messages]))
+    return tables
 
 
 async def _resolve_template(request: SendRequest) -> SendRequest:
@@ -158,7 +183,11 @@ class _Contacts:
 
 async def _all_contacts(destinations: list[Destination], region: str) -> list[_Contacts | str]:
     """Each destination's normalized phone (with its country, for pricing) and email, or why it is unusable."""
-    results = await phones.normalize_contacts_in_parallel([(d.phone, d.email) for d in destinations], region)
+    return _contacts_of(await phones.normalize_contacts_in_parallel([(d.phone, d.email) for d in destinations],
+                                                                   region))
+
+
+def _contacts_of(results: list[phones.Contacts | str]) -> list[_Contacts | str]:
     return [result if isinstance(result, str) else _Contacts(*result) for result in results]
 
 
@@ -200,6 +229,24 @@ class _Step:
                    step.get('validityPeriod'))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The steps of a cascade and the variables their texts use."""
+    steps: list[_Step]
+    variables: list[str]
+
+    @classmethod
+    def of(cls, steps: list[dict[str, Any]]) -> _Plan:
+        planned = [_Step.of(i, step) for i, step in enumerate(steps)]
+        names = dict.fromkeys(name for step in planned for text in (step.text, step.subject, step.html)
+                              for name in templates.variables_in(text))
+        return cls(planned, list(names))
+
+
+_WAITED_FOR = frozenset({MessageStatus.QUEUED, MessageStatus.CREATED, MessageStatus.PAUSED})
+_DUE = frozenset({MessageStatus.QUEUED, MessageStatus.PAUSED})  # statuses whose messages carry when to send them
+
+
 class _Batch:
     """Rows to insert for one request, built without a database round trip per destination."""
 
@@ -207,14 +254,10 @@ class _Batch:
                  tariff_table: tariffs.TariffTable, suppressed: set[tuple[SuppressionKind, str]],
                  existing: dict[tuple[str, str], tuple[str, MessageStatus]]) -> None:
         self.request, self.bulk_id = request, bulk_id
-        self.steps = [_Step.of(i, step) for i, step in enumerate(steps)]
-        self.variables = list(dict.fromkeys(
-            name for step in self.steps for text in (step.text, step.subject, step.html)
-            for name in templates.variables_in(text)))
+        self.plan = _Plan.of(steps)
         self.tariffs, self.suppressed, self.existing = tariff_table, suppressed, existing
         self.prices: dict[tuple[Channel, str], Tariff | None] = {}
         self.now = _now()
-        self.due = max(request.send_at, self.now) if request.send_at else self.now
         self.ranges = json.dumps(request.allowed_time_ranges or [])
         self.template_id = _uuid_or_none(request.template_id)
         self.task_id = str(request.task_id) if request.task_id else None
@@ -225,6 +268,11 @@ class _Batch:
         self.new: list[events.MessageChanged] = []  # published once committed, for live pages
         self.seen: dict[tuple[str, Channel], int] = {}  # (recipient, channel) → the destination that has it
         self.rejected: list[RejectedDestination] = []
+        self.position: Callable[[int], str] = lambda index: f'recipient {index + 1}'  # how reasons name a destination
+
+    @property
+    def steps(self) -> list[_Step]:
+        return self.plan.steps
 
     def drain(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """The notification, message and event rows built since the last drain."""
@@ -238,12 +286,13 @@ class _Batch:
             return
         phone, email = contacts.phone, contacts.email
         values = destination.variables
-        missing = [name for name in self.variables if values.get(name) in (None, '')]
+        plan = self.plan if destination.steps is None else _Plan.of(destination.steps)
+        missing = [name for name in plan.variables if values.get(name) in (None, '')]
         if missing:
             self.rejected.append(RejectedDestination(index, f'missing variable(s): {", ".join(missing)}', 'variables'))
             return
         contacts_by_field = {'phone': phone, 'email': email, 'messenger_user_id': destination.messenger_user_id}
-        planned = [(step, contacts_by_field[contact_field(step.channel)]) for step in self.steps]
+        planned = [(step, contacts_by_field[contact_field(step.channel)]) for step in plan.steps]
         planned = [(step, recipient) for step, recipient in planned if recipient]
         if not planned:
             self.rejected.append(RejectedDestination(index, 'no phone, email or messenger id for any of the channels'))
@@ -253,25 +302,28 @@ class _Batch:
         if repeated is not None:
             field = contact_field(repeated[1])
             self.rejected.append(RejectedDestination(
-                index, f'the same {CONTACT_LABELS[field]} as recipient {self.seen[repeated] + 1}', field))
+                index, f'the same {CONTACT_LABELS[field]} as {self.position(self.seen[repeated])}', field))
             return
         self.seen.update(dict.fromkeys(keys, index))
         notification_id = sql.new_id()
+        send_at = destination.send_at or self.request.send_at
+        due = max(send_at, self.now) if send_at else self.now
         new, waiting = False, False  # waiting: an earlier step goes out first, so later ones wait for it
         for step, recipient in planned:
-            status = self._message(index, notification_id, waiting, step, str(recipient), values, contacts.country)
+            status = self._message(index, notification_id, waiting, step, str(recipient), values, contacts.country,
+                                   due, destination.group_id or self.request.group_id)
             new |= status is not None
-            waiting |= status in (MessageStatus.QUEUED, MessageStatus.CREATED)
+            waiting |= status in _WAITED_FOR
         if new:
             self.notifications.append(self._notification(notification_id, destination, phone, email))
 
     def _message(self, index: int, notification_id: str, waiting: bool, step: _Step, recipient: str,
-                 values: dict[str, Any], country: str) -> MessageStatus | None:
+                 values: dict[str, Any], country: str, due: datetime, group_id: str | None) -> MessageStatus | None:
         """Build the message of one step; its status, or None when an earlier request with this bulk id made it."""
         channel = step.channel
         if (recipient, channel.value) in self.existing:
             message_id, status = self.existing[(recipient, channel.value)]
-            self._report(index, message_id, status, channel)
+            self._report(index, message_id, status, channel, group_id)
             return None
         text = templates.render(step.text, values)
         parts = sms.analyze(text).parts if channel is Channel.SMS else 1
@@ -282,11 +334,11 @@ class _Batch:
             message_id, notification_id, self.task_id, self.bulk_id, step.index, channel, '', step.sender, recipient,
             templates.render(step.subject, values), text, templates.render(step.html, values), step.params, parts,
             cost, currency, status, description, '', 0, step.required, False, False, step.validity,
-            self.now, self.now, self.due if status is MessageStatus.QUEUED else None, 0, 0, 0,
+            self.now, self.now, due if status in _DUE else None, 0, 0, 0,
         ))
         self.events.append((message_id, self.now, status, description, '{}'))
         self.new.append(events.MessageChanged(message_id, notification_id, channel, status, self.now))
-        self._report(index, message_id, status, channel)
+        self._report(index, message_id, status, channel, group_id)
         return status
 
     def _price(self, channel: Channel, country: str, parts: int) -> tuple[Any, str]:
@@ -302,13 +354,16 @@ class _Batch:
         kind = SuppressionKind.EMAIL if channel is Channel.EMAIL else SuppressionKind.PHONE
         if (kind, recipient) in self.suppressed:
             return MessageStatus.SKIPPED, 'The recipient opted out'
-        if not waiting:
-            return MessageStatus.QUEUED, MessageStatus.QUEUED.description
-        return MessageStatus.CREATED, 'Waits for the previous channel'
+        if waiting:
+            return MessageStatus.CREATED, 'Waits for the previous channel'
+        if self.request.hold:
+            return MessageStatus.PAUSED, 'Waits for its task to start'
+        return MessageStatus.QUEUED, MessageStatus.QUEUED.description
 
-    def _report(self, index: int, message_id: str, status: MessageStatus, channel: Channel) -> None:
-        self.created.append(CreatedMessage(message_id, index, self.bulk_id, self.request.group_id,
-                                           self.request.flow_id, status, channel))
+    def _report(self, index: int, message_id: str, status: MessageStatus, channel: Channel,
+                group_id: str | None) -> None:
+        self.created.append(CreatedMessage(message_id, index, self.bulk_id, group_id, self.request.flow_id, status,
+                                           channel))
 
     def _notification(self, notification_id: str, destination: Destination, phone: str | None,
                       email: str | None) -> tuple[Any, ...]:
@@ -317,11 +372,13 @@ class _Batch:
         if request.time_zone_mode is TimeZoneMode.RECIPIENT:
             zone = (phones.phone_time_zone(phone) if phone else None) or zone
         variables = json.dumps(destination.variables, ensure_ascii=False, default=str) if destination.variables else '{}'
+        ranges = self.ranges if destination.allowed_time_ranges is None else json.dumps(destination.allowed_time_ranges)
         return (
-            notification_id, self.bulk_id, request.group_id, request.flow_id, self.task_id, self.template_id,
-            destination.external_id, destination.client_id, destination.messenger_user_id, phone, email, variables,
-            request.callback_url, request.callback_data, request.use_short_links, request.send_at, self.ranges, zone,
-            self.now,
+            notification_id, self.bulk_id, destination.group_id or request.group_id, request.flow_id, self.task_id,
+            self.template_id, destination.external_id, destination.client_id, destination.messenger_user_id, phone,
+            email, variables, destination.callback_url or request.callback_url,
+            destination.callback_data or request.callback_data, request.use_short_links,
+            destination.send_at or request.send_at, ranges, zone, self.now,
         )
 
 

@@ -36,6 +36,16 @@ RoutesListener = Callable[[RoutesChanged], None]
 _route_listeners: list[RoutesListener] = []
 
 
+@dataclass(frozen=True)
+class TaskChanged:
+    """A task was created, changed, started, paused, resumed, completed, canceled or deleted."""
+    task_id: str
+
+
+TaskListener = Callable[[TaskChanged], None]
+_task_listeners: list[TaskListener] = []
+
+
 def _add(listeners: list, listener: Callable) -> Callable[[], None]:
     listeners.append(listener)
     return lambda: listeners.remove(listener) if listener in listeners else None
@@ -67,3 +77,12 @@ def subscribe_routes(listener: RoutesListener) -> Callable[[], None]:
 
 def publish_routes(event: RoutesChanged) -> None:
     _notify(_route_listeners, event, 'route changes')
+
+
+def subscribe_tasks(listener: TaskListener) -> Callable[[], None]:
+    """Call `listener` after each committed change of a task; returns the function that unsubscribes it."""
+    return _add(_task_listeners, listener)
+
+
+def publish_task(event: TaskChanged) -> None:
+    _notify(_task_listeners, event, 'task changes')

@@ -176,6 +176,7 @@ class Task(Model):
     source_file = fields.CharField(max_length=500, default='')
     source_filename = fields.CharField(max_length=255, default='')
     allowed_time_ranges = fields.JSONField(default=list)
+    time_zone = fields.CharField(max_length=64, default='UTC')
     total_count = fields.IntField(default=0)
     processed_count = fields.IntField(default=0)
     in_progress_count = fields.IntField(default=0)
@@ -216,7 +217,8 @@ class Notification(Model):
 
     class Meta:
         table = 'notifications'
-        indexes = (PresentIndex(fields=('group_id',)), PresentIndex(fields=('flow_id',)))
+        indexes = (PresentIndex(fields=('group_id',)), PresentIndex(fields=('flow_id',)),
+                   PresentIndex(fields=('task_id',)))
 
 
 class Message(Model):

@@ -104,6 +104,12 @@ async def in_workers(function: Callable[..., list[T]], items: list[Any], *args: 
     return [result for part in parts for result in part]
 
 
+async def in_worker(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` (module-level) in one of the worker processes, off the event loop."""
+    start_workers()
+    return await asyncio.get_running_loop().run_in_executor(_workers, function, *args)
+
+
 PARALLEL_FROM = 2000  # items; below this, shipping them to a worker costs more than it saves
 _workers: ProcessPoolExecutor | None = None
 _workers_count = 0
@@ -118,6 +124,10 @@ def start_workers() -> None:
         _workers = ProcessPoolExecutor(_workers_count, mp_context=multiprocessing.get_context('spawn'))
         for _ in range(_workers_count):
             _workers.submit(normalize_contacts, [('+79123456789', None)], 'RU')
+
+
+def worker_pids() -> list[int]:
+    return [process.pid for process in (_workers._processes or {}).values()] if _workers else []  # noqa: SLF001
 
 
 def stop_workers() -> None:

@@ -180,6 +180,12 @@ class Writer:
         await asyncio.sleep(0)  # let it reach the queue before the caller goes back to work
 
 
+def sqlite_rows(rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Rows with their values as Herald stores them in SQLite (for writers without a Tortoise connection)."""
+    columns = _columns_to_adapt(rows, _adapt_sqlite) if rows else []
+    return rows if not columns else [_adapt_row(row, columns, _adapt_sqlite) for row in rows]
+
+
 def _columns_to_adapt(rows: list[Sequence[Any]], adapt) -> list[int]:
     """The columns whose values the driver cannot take as they are (each column holds one type, or None)."""
     columns = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import phonenumbers
@@ -22,10 +23,21 @@ MAX_PRICE = Decimal(10) ** 8  # the column holds 12 digits, 4 of them decimals
 CURRENCY = re.compile(r'[A-Z]{3}')
 
 
-TariffTable = dict[tuple[Channel, str], Tariff]
+@dataclass(frozen=True)
+class Rate:
+    """A tariff's price, detached from the database: a table of these goes to worker processes."""
+    price_per_part: Decimal
+    currency: str
 
 
-def choose(table: TariffTable, channel: Channel, country: str | None) -> Tariff | None:
+TariffTable = dict[tuple[Channel, str], Tariff | Rate]
+
+
+def detached(table: TariffTable) -> TariffTable:
+    return {key: Rate(tariff.price_per_part, tariff.currency) for key, tariff in table.items()}
+
+
+def choose(table: TariffTable, channel: Channel, country: str | None) -> Tariff | Rate | None:
     """The tariff for a country, else the channel's '*' tariff, else None."""
     return table.get((channel, (country or '').upper())) or table.get((channel, ANY_COUNTRY))
 
@@ -42,7 +54,7 @@ async def find_tariff(channel: Channel, country: str | None) -> Tariff | None:
     return choose({(t.channel, t.country): t for t in rows}, channel, country)
 
 
-def cost(parts: int, tariff: Tariff | None) -> Decimal:
+def cost(parts: int, tariff: Tariff | Rate | None) -> Decimal:
     return Decimal(parts) * tariff.price_per_part if tariff else Decimal(0)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -13,7 +14,7 @@ from tortoise.transactions import in_transaction
 
 from . import audit, phones, senders, sms, tariffs
 from .auth import Actor, Permission
-from .channels import STEP_FIELDS, Channel, StepField
+from .channels import SENDER_CHANNELS, STEP_FIELDS, Channel, StepField
 from .errors import NotFound, ValidationError
 from .models import Template, TimeZoneMode
 
@@ -54,6 +55,8 @@ def time_zones() -> list[str]:
 
 def variables_in(text: str) -> list[str]:
     """The `{{name}}` placeholders of a text, in order of first use (malformed ones are left out)."""
+    if not text or '{{' not in text:
+        return []
     names = (match.strip() for match in _PLACEHOLDER_RE.findall(text or ''))
     return list(dict.fromkeys(name for name in names if _NAME_RE.match(name)))
 
@@ -82,6 +85,8 @@ def _step_variables(step: dict[str, Any]) -> list[str]:
 
 
 def _placeholder_error(text: str) -> str | None:
+    if '{' not in text and '}' not in text:
+        return None
     for match in _PLACEHOLDER_RE.findall(text):
         if not _NAME_RE.match(match.strip()):
             return (f'“{{{{{match}}}}}” is not a valid variable: use letters, digits and underscores, '
@@ -205,22 +210,32 @@ def _channel_or_none(value: Any) -> Channel | None:
 
 
 async def _clean_step(i: int, channel: Channel, step: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    approved = set(await senders.approved_names(channel)) if channel in SENDER_CHANNELS else set()
+    for key, message in step_errors(channel, step, approved).items():
+        errors[f'steps.{i}.{key}'] = message
     cleaned: dict[str, Any] = {'channel': channel.value}
     for step_field in STEP_FIELDS[channel]:
-        value = str(step.get(step_field.key) or '').strip()
-        message = await _field_error(channel, step_field, value)
-        if message:
-            errors[f'steps.{i}.{step_field.key}'] = message
-        if value:
+        if value := str(step.get(step_field.key) or '').strip():
             cleaned[step_field.key] = value
-    if channel is Channel.EMAIL and not (cleaned.get('text') or cleaned.get('html')):
-        errors.setdefault(f'steps.{i}.text', 'An email needs a text body or an HTML body.')
-    cleaned['validityPeriod'] = _validity(step.get('validityPeriod'), f'steps.{i}.validityPeriod', errors)
+    cleaned['validityPeriod'] = clean_validity(step.get('validityPeriod'), f'steps.{i}.validityPeriod', errors)
     cleaned['required'] = bool(step.get('required'))
     return cleaned
 
 
-async def _field_error(channel: Channel, step_field: StepField, value: str) -> str | None:
+def step_errors(channel: Channel, step: dict[str, Any], approved_senders: Collection[str]) -> dict[str, str]:
+    """What is wrong with a step's fields (field key → message); synchronous, so task files' rows are checked in
+    worker processes with the approved sender names fetched once."""
+    errors: dict[str, str] = {}
+    for step_field in STEP_FIELDS[channel]:
+        value = str(step.get(step_field.key) or '').strip()
+        if message := _field_error(channel, step_field, value, approved_senders):
+            errors[step_field.key] = message
+    if channel is Channel.EMAIL and not (str(step.get('text') or '').strip() or str(step.get('html') or '').strip()):
+        errors.setdefault('text', 'An email needs a text body or an HTML body.')
+    return errors
+
+
+def _field_error(channel: Channel, step_field: StepField, value: str, approved_senders: Collection[str]) -> str | None:
     if not value:
         return f'Enter the {step_field.label.lower()}.' if step_field.required else None
     if len(value) > step_field.max_length:
@@ -232,21 +247,22 @@ async def _field_error(channel: Channel, step_field: StepField, value: str) -> s
     if step_field.kind == 'email' and not phones.is_valid_email(value):
         return 'Enter a valid email address.'
     if step_field.kind == 'sender':
-        return await _sender_error(channel, value)
+        return _sender_error(channel, value, approved_senders)
     if step_field.has_variables:
         return _placeholder_error(value)
     return None
 
 
-async def _sender_error(channel: Channel, name: str) -> str | None:
+def _sender_error(channel: Channel, name: str, approved_senders: Collection[str]) -> str | None:
     if channel is Channel.SMS and not (senders.SMS_ALPHANUMERIC.fullmatch(name) or senders.SMS_NUMERIC.fullmatch(name)):
         return 'An SMS sender name is up to 11 Latin letters, digits, spaces or . - _, or up to 15 digits.'
-    if not await senders.is_approved(channel, name):
+    if name not in approved_senders:
         return f'“{name}” is not an approved sender name for {channel.label}.'
     return None
 
 
-def _validity(value: Any, key: str, errors: dict[str, str]) -> int | None:
+def clean_validity(value: Any, key: str, errors: dict[str, str]) -> int | None:
+    """Whole minutes from 1 to MAX_VALIDITY_MINUTES, or None when empty; a bad value adds an error under `key`."""
     if value is None or value == '':
         return None
     try:

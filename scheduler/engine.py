@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from domain import events, seed
+from domain import events, seed, task_import, tasks
 from domain.config import settings
 
 from .callbacks import CallbackSender
 from .dispatcher import Dispatcher, expire_overdue, recover_in_doubt, release_delayed
 from .routes import RouteTable
 
-SWEEPS = ((release_delayed, 1), (expire_overdue, 5), (recover_in_doubt, 30))
+SWEEPS = ((release_delayed, 1), (expire_overdue, 5), (recover_in_doubt, 30), (tasks.complete_finished_tasks, 2),
+          (task_import.discard_abandoned_checks, 3600))
 
 
 class Engine:

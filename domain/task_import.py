@@ -1,0 +1,478 @@
+"""Importing a task file: check every row, show what would be sent, then create the task's messages at once.
+
+The check reads the file and validates its rows in the worker processes, and builds the very rows enqueue would
+write (its `_Batch`, in the workers too) into staging files. Creating the task then copies them into the outbox
+in one transaction: on SQLite by `INSERT … SELECT` from the attached staging database, which runs inside SQLite
+without a Python round trip per row (rows bound one by one from this process would fight the event loop for the
+GIL); on PostgreSQL by batched inserts. So a rejected file, or a check the operator cancels, creates nothing."""
+from __future__ import annotations
+
+import asyncio
+import pickle
+import shutil
+import sqlite3
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from . import phones, sql, tariffs, task_files, templates
+from .auth import Actor, Permission
+from .channels import Channel
+from .config import settings
+from .enqueue import (
+    _EVENT_COLUMNS,
+    _MESSAGE_COLUMNS,
+    _NOTIFICATION_COLUMNS,
+    CONTACT_LABELS,
+    SEARCH_COLUMNS,
+    SendRequest,
+    _Batch,
+    _Contacts,
+)
+from .errors import NotFound, ValidationError
+from .models import SenderName, SenderStatus, Suppression, SuppressionKind, Task, TaskKind, Template
+from .statuses import MessageStatus
+
+PREVIEW_ROWS = 10
+_TABLES = (('notifications', _NOTIFICATION_COLUMNS), ('messages', _MESSAGE_COLUMNS),
+           ('message_events', _EVENT_COLUMNS))
+_M = {name: i for i, name in enumerate(_MESSAGE_COLUMNS)}
+_STAMPED = {'notifications': ('created_at',), 'messages': ('created_at', 'updated_at'), 'message_events': ('at',)}
+
+
+@dataclass
+class Tally:
+    """Messages of one kind (first channel, fallback) with their parts and cost."""
+    messages: int = 0
+    parts: int = 0
+    cost: dict[str, Decimal] = field(default_factory=dict)  # by currency
+    unpriced: int = 0
+
+    def add(self, parts: int, cost: Decimal, currency: str) -> None:
+        self.messages += 1
+        self.parts += parts
+        if currency:
+            self.cost[currency] = self.cost.get(currency, Decimal(0)) + Decimal(cost)
+        else:
+            self.unpriced += 1
+
+    def merge(self, other: Tally, sign: int = 1) -> None:
+        self.messages += sign * other.messages
+        self.parts += sign * other.parts
+        self.unpriced += sign * other.unpriced
+        for currency, amount in other.cost.items():
+            self.cost[currency] = self.cost.get(currency, Decimal(0)) + sign * amount
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    row: int
+    channel: Channel
+    recipient: str
+    text: str
+    parts: int
+    cost: Decimal
+    currency: str
+    status: MessageStatus
+
+
+@dataclass
+class Staged:
+    """What one worker staged: a file of rows ready to copy, and its summary."""
+    path: Path
+    notifications: int = 0
+    first: Tally = field(default_factory=Tally)  # sent whatever happens
+    fallback: Tally = field(default_factory=Tally)  # sent only if the channels before do not deliver
+    skipped: int = 0  # opted-out recipients' messages
+    channels: dict[str, int] = field(default_factory=dict)
+    problems: list[task_files.RowProblem] = field(default_factory=list)
+    preview: list[PreviewRow] = field(default_factory=list)
+    recipients: list[tuple[int, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
+    # ↑ each staged row: (row number, its notification's id, its contacts as (field, value) pairs)
+
+    def subtract(self, removed: Staged, rows: set[int]) -> None:
+        """Take out what `removed` summarizes (the staged rows `rows`, dropped after staging)."""
+        self.notifications -= removed.notifications
+        self.first.merge(removed.first, -1)
+        self.fallback.merge(removed.fallback, -1)
+        self.skipped -= removed.skipped
+        for channel, count in removed.channels.items():
+            self.channels[channel] -= count
+        self.preview = [row for row in self.preview if row.row not in rows]
+        self.recipients = [entry for entry in self.recipients if entry[0] not in rows]
+
+
+@dataclass
+class FileCheck:
+    """A checked file, waiting for the operator to create the task (or cancel). `token` becomes the task's id."""
+    token: str
+    kind: TaskKind
+    filename: str
+    template_id: str | None
+    rows: int
+    problems: list[task_files.RowProblem]
+    ignored_columns: list[str]
+    parts: list[Staged]
+    directory: Path
+
+    @property
+    def valid(self) -> int:
+        return sum(part.notifications for part in self.parts)
+
+    @property
+    def preview(self) -> list[PreviewRow]:
+        return sorted((row for part in self.parts for row in part.preview), key=lambda r: r.row)[:PREVIEW_ROWS]
+
+    def tally(self, kind: str) -> Tally:
+        total = Tally()
+        for part in self.parts:
+            total.merge(getattr(part, kind))
+        return total
+
+    @property
+    def channels(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for part in self.parts:
+            for channel, count in part.channels.items():
+                counts[channel] += count
+        return dict(counts)
+
+    @property
+    def problems_file(self) -> Path:
+        return self.directory / 'invalid-rows.xlsx'
+
+    def discard(self) -> None:
+        """The operator canceled: nothing of the file stays."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def copied(self) -> None:
+        """The rows are in the outbox: the staging files go, the file and its invalid rows stay with the task."""
+        for part in self.parts:
+            part.path.unlink(missing_ok=True)
+
+
+def _directory(token: str) -> Path:
+    return settings().data_dir / 'tasks' / token
+
+
+async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str,
+                     template_id: str | None = None, task: Task | None = None) -> FileCheck:
+    """Read and check every row of an uploaded task file (for a new task, or rows to add to `task`). Raises
+    FileRejected when the file as a whole is unusable, ValidationError for a bad template choice."""
+    actor.require(Permission.SEND)
+    token = str(task.id) if task else str(uuid.uuid4())
+    template = await _template(kind, template_id)
+    rules = task_files.Rules(kind=kind, template_steps=template.steps if template else None,
+                             approved_senders=await _approved_senders(), default_region=settings().default_region)
+    directory = _directory(token) / uuid.uuid4().hex if task else _directory(token)
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / 'source.xlsx'
+    await asyncio.to_thread(shutil.copyfile, upload, source)
+    try:
+        table = await phones.in_worker(task_files.read_table, source)
+        mapping = task_files.map_headers(table.headers, rules)
+        request = SendRequest(destinations=[], steps=template.steps if template else [],
+                              template_id=template.id if template else None, bulk_id=str(uuid.uuid4()),
+                              task_id=uuid.UUID(token), hold=True)
+        job = _Job(request, tariffs.detached(await tariffs.tariff_table()), await _suppressed(),
+                   sql.is_postgres(), directory)
+        parts = await phones.in_workers(check_and_stage, table.rows, mapping, rules, job)
+        problems = await _drop_repeats(parts, job)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    problems = sorted(problems + [p for part in parts for p in part.problems], key=lambda p: p.row)
+    if problems:
+        content = await phones.in_worker(task_files.problems_workbook, problems, table)
+        await asyncio.to_thread((directory / 'invalid-rows.xlsx').write_bytes, content)
+    return FileCheck(token, kind, filename, str(template.id) if template else None, len(table.rows), problems,
+                     list(mapping.ignored), parts, directory)
+
+
+async def _template(kind: TaskKind, template_id: str | None) -> Template | None:
+    use = task_files.TEMPLATE_USE[kind]
+    if not template_id:
+        if use == 'required':
+            raise ValidationError({'template': f'Choose the template that {task_files.LABELS[kind]} send through.'})
+        return None
+    if use == 'none':
+        return None
+    template = await Template.get_or_none(id=template_id) if _is_uuid(template_id) else None
+    if template is None:
+        raise NotFound(f'There is no template {template_id}.')
+    return template
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+async def _approved_senders() -> dict[str, frozenset[str]]:
+    names: dict[str, set[str]] = defaultdict(set)
+    for channel, name in await SenderName.filter(status=SenderStatus.APPROVED).values_list('channel', 'name'):
+        names[Channel(channel).value].add(name)
+    return {channel: frozenset(values) for channel, values in names.items()}
+
+
+async def _suppressed() -> set[tuple[SuppressionKind, str]]:
+    """Every opted-out phone and email (the list is small next to a task file; the workers check against it)."""
+    return {(SuppressionKind(kind), value) for kind, value in await Suppression.all().values_list('kind', 'value')}
+
+
+async def _drop_repeats(parts: list[Staged], job: _Job) -> list[task_files.RowProblem]:
+    """Rows that repeat an earlier row's phone, email or messenger id are problems (a task reaches a recipient once);
+    they are found once every worker has staged its share, and taken out of the staging files."""
+    problems: list[task_files.RowProblem] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, part in enumerate(parts):
+        repeated: dict[int, str] = {}
+        for row, notification_id, keys in part.recipients:
+            key = next((key for key in keys if key in seen), None)
+            if key is None:
+                seen.update(dict.fromkeys(keys, row))
+                continue
+            problems.append(task_files.RowProblem(row, key[0], f'the same {CONTACT_LABELS[key[0]]} as row {seen[key]}'))
+            repeated[row] = notification_id
+        if repeated:
+            parts[i] = await phones.in_worker(drop_staged, part, repeated, job.postgres)
+    return problems
+
+
+@dataclass(frozen=True)
+class _Job:
+    request: SendRequest
+    tariff_table: tariffs.TariffTable
+    suppressed: set[tuple[SuppressionKind, str]]
+    postgres: bool
+    directory: Path
+
+
+def check_and_stage(rows: list[tuple[int, list[object]]], mapping: task_files.Mapping, rules: task_files.Rules,
+                    job: _Job) -> list[Staged]:
+    """In a worker process: check these rows of the file, build the rows enqueue would write for the valid ones
+    and stage them in a file of their own."""
+    staged = Staged(job.directory / f'staged-{uuid.uuid4().hex}.{"pickle" if job.postgres else "sqlite3"}')
+    checked: list[task_files.CheckedRow] = []
+    for result in task_files.check_rows(rows, mapping, rules):
+        (staged.problems if isinstance(result, task_files.RowProblem) else checked).append(result)
+    batch = _Batch(job.request, job.request.steps, job.request.bulk_id, job.tariff_table, job.suppressed, {})
+    batch.position = lambda index: f'row {checked[index].row}'
+    for index, row in enumerate(checked):
+        first_message, notifications = len(batch.messages), len(batch.notifications)
+        batch.add(index, row.destination, _Contacts(*row.contacts))
+        if len(batch.notifications) > notifications:
+            _summarize(staged, row.row, batch.messages[first_message:])
+            staged.recipients.append((row.row, batch.notifications[-1][0], _contact_keys(row)))
+    staged.problems += [task_files.RowProblem(checked[r.index].row, r.field or 'phone', r.reason)
+                        for r in batch.rejected]
+    tables = batch.drain()
+    staged.notifications = len(tables[0])
+    (_write_pickle if job.postgres else _write_sqlite)(staged.path, tables)
+    return [staged]
+
+
+def _contact_keys(row: task_files.CheckedRow) -> tuple[tuple[str, str], ...]:
+    phone, _, email = row.contacts
+    return tuple((name, value) for name, value in (('phone', phone), ('email', email),
+                                                   ('messenger_user_id', row.destination.messenger_user_id)) if value)
+
+
+def drop_staged(part: Staged, rows: dict[int, str], postgres: bool) -> Staged:
+    """In a worker process: take the staged rows `rows` (row number → notification id) out of a staging file."""
+    ids = set(rows.values())
+    tables = (_read_pickle if postgres else _read_sqlite)(part.path)
+    kept_messages = [m for m in tables[1] if m[_M['notification_id']] not in ids]
+    kept_ids = {m[0] for m in kept_messages}
+    removed = Staged(part.path, notifications=len(ids))
+    _summarize(removed, 0, [m for m in tables[1] if m[_M['notification_id']] in ids])
+    kept = ([n for n in tables[0] if n[0] not in ids], kept_messages, [e for e in tables[2] if e[0] in kept_ids])
+    part.path.unlink()
+    (_write_pickle if postgres else _write_sqlite)(part.path, kept)
+    part.subtract(removed, set(rows))
+    return part
+
+
+def _summarize(staged: Staged, row: int, messages: list[tuple[Any, ...]]) -> None:
+    for message in messages:
+        status, channel = MessageStatus(message[_M['status']]), Channel(message[_M['channel']])
+        parts, cost, currency = message[_M['parts']], message[_M['cost']], message[_M['currency']]
+        staged.channels[channel.value] = staged.channels.get(channel.value, 0) + 1
+        if status is MessageStatus.SKIPPED:
+            staged.skipped += 1
+        elif status is MessageStatus.PAUSED or message[_M['required']]:
+            staged.first.add(parts, cost, currency)
+        else:
+            staged.fallback.add(parts, cost, currency)
+        if len(staged.preview) < PREVIEW_ROWS:
+            staged.preview.append(PreviewRow(row, channel, message[_M['recipient']], message[_M['text']] or
+                                             message[_M['subject']], parts, Decimal(cost), currency, status))
+
+
+def _write_sqlite(path: Path, tables: tuple[list, list, list]) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute('PRAGMA journal_mode=OFF')
+        connection.execute('PRAGMA synchronous=OFF')
+        connection.execute('BEGIN')
+        for (table, columns), rows in zip(_TABLES, tables):
+            connection.execute(f'CREATE TABLE {table} ({", ".join(columns)})')
+            connection.executemany(f'INSERT INTO {table} VALUES ({", ".join("?" * len(columns))})',
+                                   sql.sqlite_rows(rows))
+        connection.execute('COMMIT')
+    finally:
+        connection.close()
+
+
+def _read_sqlite(path: Path) -> tuple[list, list, list]:
+    connection = sqlite3.connect(path)
+    try:
+        return tuple(connection.execute(f'SELECT * FROM {table}').fetchall() for table, _ in _TABLES)
+    finally:
+        connection.close()
+
+
+def _write_pickle(path: Path, tables: tuple[list, list, list]) -> None:
+    with path.open('wb') as file:
+        pickle.dump(tables, file, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# --- copying into the outbox -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Schedule:
+    """The task's time limiter: allowed ranges (empty: any time) in a time zone."""
+    allowed_time_ranges: list[list[str]]
+    time_zone: str
+
+
+@asynccontextmanager
+async def outbox_copier(check: FileCheck, schedule: Schedule) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """A function that copies the check's staged rows into the outbox inside the caller's transaction (returning
+    the messages copied). On SQLite the staging databases are attached around it: ATTACH cannot run in a
+    transaction."""
+    now = datetime.now(timezone.utc)
+    if sql.is_postgres():
+        yield lambda: _copy_all(check, _copy_pickled, schedule, now)
+        return
+    connection = sql.connection()._connection  # ATTACH is per connection: Tortoise's one SQLite connection
+    aliases = {part.path: f'staged_{uuid.uuid4().hex[:12]}' for part in check.parts}
+    for path, alias in aliases.items():
+        await connection.execute(f'ATTACH DATABASE ? AS {alias}', [str(path)])
+    try:
+        yield lambda: _copy_all(check, lambda path, *args: _copy_sqlite(aliases[path], *args), schedule, now)
+    finally:
+        for alias in aliases.values():
+            await connection.execute(f'DETACH DATABASE {alias}')
+
+
+async def _copy_all(check: FileCheck, copy: Callable[..., Awaitable[int]], schedule: Schedule,
+                    now: datetime) -> int:
+    return sum([await copy(part.path, schedule, now) for part in check.parts])
+
+
+async def _copy_sqlite(alias: str, schedule: Schedule, now: datetime) -> int:
+    for table, columns in _TABLES:
+        await sql.execute(f'INSERT INTO main.{table} ({", ".join(columns)}) '
+                          f'SELECT {", ".join(_selected(table, column) for column in columns)} FROM {alias}.{table}',
+                          _parameters(table, columns, schedule, now))
+    await sql.execute(f'INSERT INTO main.message_search ({", ".join(SEARCH_COLUMNS)}) '
+                      f'SELECT recipient, id FROM {alias}.messages')
+    return (await sql.execute(f'SELECT count(*) AS n FROM {alias}.messages'))[0]['n']
+
+
+def _selected(table: str, column: str) -> str:
+    if column in _STAMPED[table]:
+        return '?'
+    if table == 'notifications' and column == 'allowed_time_ranges':
+        return "CASE WHEN allowed_time_ranges = '[]' THEN ? ELSE allowed_time_ranges END"
+    if table == 'notifications' and column == 'time_zone':
+        return '?'
+    return column
+
+
+def _parameters(table: str, columns: tuple[str, ...], schedule: Schedule, now: datetime) -> list[Any]:
+    values = {'allowed_time_ranges': schedule.allowed_time_ranges, 'time_zone': schedule.time_zone}
+    return [now if column in _STAMPED[table] else values[column] for column in columns
+            if column in _STAMPED[table] or (table == 'notifications' and column in values)]
+
+
+async def _copy_pickled(path: Path, schedule: Schedule, now: datetime) -> int:
+    tables = await asyncio.to_thread(_read_pickle, path)
+    for (table, columns), rows in zip(_TABLES, tables):
+        stamps = [columns.index(column) for column in _STAMPED[table]]
+        for chunk in sql.chunks(rows, 5000):
+            await sql.insert_many(table, columns, [_restamped(table, columns, row, stamps, schedule, now)
+                                                   for row in chunk])
+    return len(tables[1])
+
+
+def _read_pickle(path: Path) -> tuple[list, list, list]:
+    with path.open('rb') as file:
+        return pickle.load(file)
+
+
+_NOTIFICATION_RANGES = _NOTIFICATION_COLUMNS.index('allowed_time_ranges')
+_NOTIFICATION_ZONE = _NOTIFICATION_COLUMNS.index('time_zone')
+
+
+def _restamped(table: str, columns: tuple[str, ...], row: tuple[Any, ...], stamps: list[int], schedule: Schedule,
+               now: datetime) -> list[Any]:
+    values = list(row)
+    for i in stamps:
+        values[i] = now
+    if table == 'notifications':
+        if values[_NOTIFICATION_RANGES] == '[]':
+            values[_NOTIFICATION_RANGES] = schedule.allowed_time_ranges
+        values[_NOTIFICATION_ZONE] = schedule.time_zone
+    return values
+
+
+def clean_schedule(ranges: list[tuple[str, str]] | list[list[str]], time_zone: str) -> Schedule:
+    """The time limiter as entered: ValidationError keyed 'time_ranges[.i]' / 'time_zone'."""
+    errors: dict[str, str] = {}
+    cleaned = templates.clean_ranges([tuple(r) for r in ranges], errors) if ranges else []
+    if time_zone not in templates.time_zones():
+        errors['time_zone'] = f'“{time_zone}” is not a known time zone.' if time_zone else 'Choose a time zone.'
+    if errors:
+        raise ValidationError(errors)
+    return Schedule([list(r) for r in cleaned], time_zone)
+
+
+ABANDONED_AFTER = timedelta(hours=6)
+
+
+async def discard_abandoned_checks() -> int:
+    """Checks never made into a task (the operator closed the page) are deleted after a while, and so are staged
+    rows never added to their task; returns how many went."""
+    root = settings().data_dir / 'tasks'
+    cutoff = time.time() - ABANDONED_AFTER.total_seconds()
+    old = await asyncio.to_thread(_older_than, root, cutoff)
+    tasks = {str(task_id) for task_id in await Task.filter(id__in=[d.name for d in old if _is_uuid(d.name)])
+             .values_list('id', flat=True)}
+    abandoned = [d for d in old if d.name not in tasks] + \
+        [path for d in old if d.name in tasks for path in d.glob('**/staged-*')]
+    await asyncio.to_thread(_remove, abandoned)
+    return len(abandoned)
+
+
+def _older_than(root: Path, cutoff: float) -> list[Path]:
+    return [d for d in root.iterdir() if d.is_dir() and d.stat().st_mtime < cutoff] if root.exists() else []
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
