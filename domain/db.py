@@ -18,7 +18,8 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         connection = {
             'engine': 'tortoise.backends.sqlite',
             'credentials': {'file_path': path, 'journal_mode': 'WAL', 'synchronous': 'NORMAL',
-                            'busy_timeout': 10000, 'foreign_keys': 'ON'},
+                            'busy_timeout': 10000, 'foreign_keys': 'ON',
+                            'cache_size': -65536},  # KiB: the hot indexes of a large outbox stay in memory
         }
     return {
         'connections': {'default': connection},

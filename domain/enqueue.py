@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from tortoise.transactions import in_transaction
 
@@ -207,9 +207,9 @@ async def _existing(bulk_id: str) -> dict[tuple[str, str], tuple[str, MessageSta
     return {(row['recipient'], row['channel']): (str(row['id']), MessageStatus(row['status'])) for row in rows}
 
 
-@dataclass(frozen=True)
-class _Step:
-    """What every message of one step shares, worked out once per request rather than per destination."""
+class _Step(NamedTuple):
+    """What every message of one step shares, worked out once per request rather than per destination (a named
+    tuple: task files build one per row)."""
     index: int
     channel: Channel
     sender: str
@@ -269,6 +269,7 @@ class _Batch:
         self.seen: dict[tuple[str, Channel], int] = {}  # (recipient, channel) → the destination that has it
         self.rejected: list[RejectedDestination] = []
         self.position: Callable[[int], str] = lambda index: f'recipient {index + 1}'  # how reasons name a destination
+        self.reporting = True  # False: only the rows are wanted (no `created` list, no events to publish)
 
     @property
     def steps(self) -> list[_Step]:
@@ -337,8 +338,9 @@ class _Batch:
             self.now, self.now, due if status in _DUE else None, 0, 0, 0,
         ))
         self.events.append((message_id, self.now, status, description, '{}'))
-        self.new.append(events.MessageChanged(message_id, notification_id, channel, status, self.now))
-        self._report(index, message_id, status, channel, group_id)
+        if self.reporting:
+            self.new.append(events.MessageChanged(message_id, notification_id, channel, status, self.now))
+            self._report(index, message_id, status, channel, group_id)
         return status
 
     def _price(self, channel: Channel, country: str, parts: int) -> tuple[Any, str]:

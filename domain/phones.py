@@ -140,8 +140,16 @@ def stop_workers() -> None:
 def _valid_number(raw: Raw, default_region: str) -> tuple[phonenumbers.PhoneNumber, str]:
     """The number and its region, or ValueError with the reason of the first reading tried."""
     text = _text(raw)
+    default = _region(default_region)
+    readings = _readings(_SEPARATORS.sub('', text), text.isdigit(), default)
+    for candidate, region in readings:  # the fast readings, while they can tell valid from invalid
+        found = _national_shortcut(candidate, default) if region else _fast_international(candidate)
+        if found is _UNKNOWN:
+            break
+        if found is not None:
+            return found
     reason = ''
-    for candidate, region in _readings(_SEPARATORS.sub('', text), text.isdigit(), _region(default_region)):
+    for candidate, region in readings:
         try:
             number = _parse(candidate, region)
         except NumberParseException as error:
@@ -151,6 +159,20 @@ def _valid_number(raw: Raw, default_region: str) -> tuple[phonenumbers.PhoneNumb
             return number, valid_region
         reason = reason or _invalid_reason(number)
     raise ValueError(reason)
+
+
+_UNKNOWN = object()  # a fast reading cannot tell: phonenumbers.parse must
+
+
+def _fast_international(candidate: str) -> tuple[phonenumbers.PhoneNumber, str] | object | None:
+    if not _INTERNATIONAL.fullmatch(candidate):
+        return _UNKNOWN
+    try:
+        number = _parse(candidate, None)
+    except NumberParseException:
+        return None
+    found = _valid_region(number)
+    return (number, found) if found else None
 
 
 def _valid_region(number: phonenumbers.PhoneNumber) -> str | None:
@@ -274,6 +296,9 @@ class _Region:
     code: str | None  # None: not a region phonenumbers knows, so only international numbers parse
     longest: int  # the longest national number
     trunk_prefix: str  # dialled before a national number: '8' in Russia, '0' in Germany
+    country_code: int = 0
+    international_prefix: re.Pattern | None = None  # dialled before an international number: '810' in Russia
+    plain: bool = False  # reading a national number only strips the trunk prefix (no carrier codes, no rewriting)
 
     def international_first(self, digits: str) -> bool:
         if self.trunk_prefix and digits.startswith(self.trunk_prefix):
@@ -287,7 +312,31 @@ def _region(code: str) -> _Region:
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(code)
     if metadata is None:
         return _Region(None, 0, '')
-    return _Region(code, max(metadata.general_desc.possible_length or (0,)), metadata.national_prefix or '')
+    trunk = metadata.national_prefix or ''
+    plain = metadata.national_prefix_for_parsing in (None, trunk) and metadata.national_prefix_transform_rule is None
+    international = re.compile(metadata.international_prefix) if metadata.international_prefix else None
+    return _Region(code, max(metadata.general_desc.possible_length or (0,)), trunk, metadata.country_code,
+                   international, plain and international is not None)
+
+
+def _national_shortcut(digits: str, region: _Region) -> tuple[phonenumbers.PhoneNumber, str] | object | None:
+    """A national number read through the fast international path ('8 912 …' in Russia as '+7 912 …'): the valid
+    number, None when it is invalid, or _UNKNOWN where `phonenumbers.parse` must read it. Only where reading a
+    national number does nothing but strip the trunk prefix: there it yields the same number (tested against
+    phonenumbers)."""
+    if not region.plain or not digits.isdigit() or region.international_prefix.match(digits):
+        return _UNKNOWN
+    trunk = region.trunk_prefix
+    national = digits[len(trunk):] if trunk and digits.startswith(trunk) else digits
+    if trunk and national.startswith(trunk):  # phonenumbers strips the trunk prefix once, the fast path again
+        return _UNKNOWN
+    try:
+        number = _parse(f'+{region.country_code}{national}', region.code)
+    except NumberParseException:
+        number = None
+    if found := number and _valid_region(number):
+        return number, found
+    return _UNKNOWN if national is not digits else None  # parse may keep a trunk prefix whose removal fails
 
 
 def _readings(number: str, bare: bool, region: _Region) -> list[tuple[str, str | None]]:

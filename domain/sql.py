@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -180,10 +181,12 @@ class Writer:
         await asyncio.sleep(0)  # let it reach the queue before the caller goes back to work
 
 
-def sqlite_rows(rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
-    """Rows with their values as Herald stores them in SQLite (for writers without a Tortoise connection)."""
-    columns = _columns_to_adapt(rows, _adapt_sqlite) if rows else []
-    return rows if not columns else [_adapt_row(row, columns, _adapt_sqlite) for row in rows]
+def register_sqlite_adapters() -> None:
+    """Make plain `sqlite3` store values as Herald stores them (for writers without a Tortoise connection): the
+    adapters run inside sqlite3, without a Python loop over the rows. (Enums are str or int subclasses: sqlite3
+    binds their values as they are.)"""
+    for kind in (datetime, uuid.UUID, Decimal):
+        sqlite3.register_adapter(kind, _adapt_sqlite)
 
 
 def _columns_to_adapt(rows: list[Sequence[Any]], adapt) -> list[int]:

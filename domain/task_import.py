@@ -41,10 +41,10 @@ from .models import SenderName, SenderStatus, Suppression, SuppressionKind, Task
 from .statuses import MessageStatus
 
 PREVIEW_ROWS = 10
-_TABLES = (('notifications', _NOTIFICATION_COLUMNS), ('messages', _MESSAGE_COLUMNS),
-           ('message_events', _EVENT_COLUMNS))
+_TABLES = (('notifications', _NOTIFICATION_COLUMNS), ('messages', _MESSAGE_COLUMNS))  # staged; the events
+# of the messages' first status are made from the messages while they are copied
 _M = {name: i for i, name in enumerate(_MESSAGE_COLUMNS)}
-_STAMPED = {'notifications': ('created_at',), 'messages': ('created_at', 'updated_at'), 'message_events': ('at',)}
+_STAMPED = {'notifications': ('created_at',), 'messages': ('created_at', 'updated_at')}
 
 
 @dataclass
@@ -167,6 +167,8 @@ async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str,
     """Read and check every row of an uploaded task file (for a new task, or rows to add to `task`). Raises
     FileRejected when the file as a whole is unusable, ValidationError for a bad template choice."""
     actor.require(Permission.SEND)
+    if upload.stat().st_size > task_files.MAX_FILE_BYTES:
+        raise task_files.FileRejected(task_files.TOO_BIG)
     token = str(task.id) if task else str(uuid.uuid4())
     template = await _template(kind, template_id)
     rules = task_files.Rules(kind=kind, template_steps=template.steps if template else None,
@@ -237,6 +239,7 @@ async def _drop_repeats(parts: list[Staged], job: _Job) -> list[task_files.RowPr
     seen: dict[tuple[str, str], int] = {}
     for i, part in enumerate(parts):
         repeated: dict[int, str] = {}
+        await asyncio.sleep(0)  # other users' requests get a turn between parts
         for row, notification_id, keys in part.recipients:
             key = next((key for key in keys if key in seen), None)
             if key is None:
@@ -268,6 +271,7 @@ def check_and_stage(rows: list[tuple[int, list[object]]], mapping: task_files.Ma
         (staged.problems if isinstance(result, task_files.RowProblem) else checked).append(result)
     batch = _Batch(job.request, job.request.steps, job.request.bulk_id, job.tariff_table, job.suppressed, {})
     batch.position = lambda index: f'row {checked[index].row}'
+    batch.reporting = False
     for index, row in enumerate(checked):
         first_message, notifications = len(batch.messages), len(batch.notifications)
         batch.add(index, row.destination, _Contacts(*row.contacts))
@@ -276,7 +280,7 @@ def check_and_stage(rows: list[tuple[int, list[object]]], mapping: task_files.Ma
             staged.recipients.append((row.row, batch.notifications[-1][0], _contact_keys(row)))
     staged.problems += [task_files.RowProblem(checked[r.index].row, r.field or 'phone', r.reason)
                         for r in batch.rejected]
-    tables = batch.drain()
+    tables = batch.drain()[:2]
     staged.notifications = len(tables[0])
     (_write_pickle if job.postgres else _write_sqlite)(staged.path, tables)
     return [staged]
@@ -293,10 +297,9 @@ def drop_staged(part: Staged, rows: dict[int, str], postgres: bool) -> Staged:
     ids = set(rows.values())
     tables = (_read_pickle if postgres else _read_sqlite)(part.path)
     kept_messages = [m for m in tables[1] if m[_M['notification_id']] not in ids]
-    kept_ids = {m[0] for m in kept_messages}
     removed = Staged(part.path, notifications=len(ids))
     _summarize(removed, 0, [m for m in tables[1] if m[_M['notification_id']] in ids])
-    kept = ([n for n in tables[0] if n[0] not in ids], kept_messages, [e for e in tables[2] if e[0] in kept_ids])
+    kept = ([n for n in tables[0] if n[0] not in ids], kept_messages)
     part.path.unlink()
     (_write_pickle if postgres else _write_sqlite)(part.path, kept)
     part.subtract(removed, set(rows))
@@ -319,7 +322,8 @@ def _summarize(staged: Staged, row: int, messages: list[tuple[Any, ...]]) -> Non
                                              message[_M['subject']], parts, Decimal(cost), currency, status))
 
 
-def _write_sqlite(path: Path, tables: tuple[list, list, list]) -> None:
+def _write_sqlite(path: Path, tables: tuple[list, list]) -> None:
+    sql.register_sqlite_adapters()
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute('PRAGMA journal_mode=OFF')
@@ -327,14 +331,13 @@ def _write_sqlite(path: Path, tables: tuple[list, list, list]) -> None:
         connection.execute('BEGIN')
         for (table, columns), rows in zip(_TABLES, tables):
             connection.execute(f'CREATE TABLE {table} ({", ".join(columns)})')
-            connection.executemany(f'INSERT INTO {table} VALUES ({", ".join("?" * len(columns))})',
-                                   sql.sqlite_rows(rows))
+            connection.executemany(f'INSERT INTO {table} VALUES ({", ".join("?" * len(columns))})', rows)
         connection.execute('COMMIT')
     finally:
         connection.close()
 
 
-def _read_sqlite(path: Path) -> tuple[list, list, list]:
+def _read_sqlite(path: Path) -> tuple[list, list]:
     connection = sqlite3.connect(path)
     try:
         return tuple(connection.execute(f'SELECT * FROM {table}').fetchall() for table, _ in _TABLES)
@@ -342,7 +345,7 @@ def _read_sqlite(path: Path) -> tuple[list, list, list]:
         connection.close()
 
 
-def _write_pickle(path: Path, tables: tuple[list, list, list]) -> None:
+def _write_pickle(path: Path, tables: tuple[list, list]) -> None:
     with path.open('wb') as file:
         pickle.dump(tables, file, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -386,6 +389,8 @@ async def _copy_sqlite(alias: str, schedule: Schedule, now: datetime) -> int:
         await sql.execute(f'INSERT INTO main.{table} ({", ".join(columns)}) '
                           f'SELECT {", ".join(_selected(table, column) for column in columns)} FROM {alias}.{table}',
                           _parameters(table, columns, schedule, now))
+    await sql.execute(f'INSERT INTO main.message_events ({", ".join(_EVENT_COLUMNS)}) '
+                      f"SELECT id, ?, status, status_description, '{{}}' FROM {alias}.messages", [now])
     await sql.execute(f'INSERT INTO main.message_search ({", ".join(SEARCH_COLUMNS)}) '
                       f'SELECT recipient, id FROM {alias}.messages')
     return (await sql.execute(f'SELECT count(*) AS n FROM {alias}.messages'))[0]['n']
@@ -414,10 +419,13 @@ async def _copy_pickled(path: Path, schedule: Schedule, now: datetime) -> int:
         for chunk in sql.chunks(rows, 5000):
             await sql.insert_many(table, columns, [_restamped(table, columns, row, stamps, schedule, now)
                                                    for row in chunk])
+    for chunk in sql.chunks(tables[1], 5000):
+        await sql.insert_many('message_events', _EVENT_COLUMNS, [
+            (m[0], now, m[_M['status']], m[_M['status_description']], '{}') for m in chunk])
     return len(tables[1])
 
 
-def _read_pickle(path: Path) -> tuple[list, list, list]:
+def _read_pickle(path: Path) -> tuple[list, list]:
     with path.open('rb') as file:
         return pickle.load(file)
 

@@ -182,3 +182,31 @@ async def test_large_batches_are_validated_in_worker_processes_with_the_same_res
         assert phones._workers is not None
     finally:
         phones.stop_workers()
+
+
+def test_the_fast_reading_of_national_numbers_is_phonenumbers_parse() -> None:
+    """Where the shortcut reads a national number itself, phonenumbers reads it as the same valid number, or as an
+    invalid one: every region's example numbers in national format, and random digits with and without the trunk
+    prefix."""
+    rnd = random.Random(3)
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        info = phones._region(region)
+        samples = [phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+                   for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
+                   if (number := phonenumbers.example_number_for_type(region, kind))]
+        samples += [rnd.choice(['', info.trunk_prefix]) + ''.join(rnd.choices('0123456789', k=rnd.randint(4, 13)))
+                    for _ in range(60)]
+        for sample in samples:
+            digits = phones._SEPARATORS.sub('', sample)
+            found = phones._national_shortcut(digits, info)
+            if found is phones._UNKNOWN:
+                continue
+            checked += 1
+            try:
+                number = phonenumbers.parse(digits, region)
+                expected = number if phonenumbers.is_valid_number(number) else None
+            except phonenumbers.NumberParseException:
+                expected = None
+            assert (found[0] if found else None) == expected, (region, sample)
+    assert checked > 5_000

@@ -9,6 +9,7 @@ import openpyxl
 import pytest
 from helpers import make_actor
 from test_dispatch import INSTANT, engine, settle
+from test_task_files import rewrite_member, zip_bomb
 
 from domain import history, sql, task_files, tasks
 from domain.auth import Actor
@@ -203,13 +204,56 @@ async def test_opted_out_recipients_are_skipped(operator: Actor, tmp_path: Path)
     assert await message_statuses(task_id) == [MessageStatus.PAUSED, MessageStatus.SKIPPED]
 
 
-async def test_a_rejected_file_creates_nothing(operator: Actor, tmp_path: Path) -> None:
-    path = tmp_path / 'notes.xlsx'
-    path.write_text('phone,text\n+79123456789,hi\n')
-    with pytest.raises(ValidationError):
-        await check_file(operator, TaskKind.SMS, path, 'notes.xlsx')
+def written(content: bytes):
+    def make(path: Path) -> Path:
+        path.write_bytes(content)
+        return path
+    return make
+
+
+def formulas(path: Path) -> Path:
+    return sms_file(path, [{'phone': '+79123456789', 'sender': 'MyShop', 'text': '=HYPERLINK("http://x", "y")'}])
+
+
+def corrupt(path: Path) -> Path:
+    sms_file(path, sms_rows(3))
+    path.write_bytes(path.read_bytes()[:700])
+    return path
+
+
+def xml_bomb(path: Path) -> Path:
+    sms_file(path, sms_rows(1))
+    rewrite_member(path, 'xl/worksheets/sheet1.xml', b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>'
+                                                     b'<worksheet><sheetData/></worksheet>')
+    return path
+
+
+def oversized(path: Path) -> Path:
+    sms_file(path, sms_rows(1))
+    with path.open('ab') as file:
+        file.write(bytes(task_files.MAX_FILE_BYTES))
+    return path
+
+
+@pytest.mark.parametrize('make, message', [
+    (written(b''), 'empty'),
+    (lambda path: sms_file(path, []), 'no rows'),
+    (written(b'phone,text\n+79123456789,hi\n'), 'not an Excel .xlsx'),
+    (written(b'\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1' + bytes(600)), '.xls'),
+    (corrupt, 'damaged'),
+    (formulas, 'formulas'),
+    (lambda path: zip_bomb(path, 120), 'zip bomb'),
+    (xml_bomb, 'unsafe'),
+    (oversized, 'larger than'),
+])
+async def test_an_unusable_file_gets_a_clear_error_and_creates_nothing(operator: Actor, tmp_path: Path, make,
+                                                                     message: str) -> None:
+    path = make(tmp_path / 'upload.xlsx')
+    with pytest.raises(task_files.FileRejected) as error:
+        await check_file(operator, TaskKind.SMS, path, 'upload.xlsx')
+    assert message in error.value.errors['file']
     assert await Task.all().count() == 0 and await Message.all().count() == 0
-    assert not any((settings().data_dir / 'tasks').glob('*/source.xlsx'))
+    assert not any((settings().data_dir / 'tasks').glob('*'))
 
 
 async def test_a_task_needs_a_name_and_valid_rows(operator: Actor, tmp_path: Path) -> None:
