@@ -14,7 +14,7 @@ import sqlite3
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -264,26 +264,36 @@ class _Job:
 def check_and_stage(rows: list[tuple[int, list[object]]], mapping: task_files.Mapping, rules: task_files.Rules,
                     job: _Job) -> list[Staged]:
     """In a worker process: check these rows of the file, build the rows enqueue would write for the valid ones
-    and stage them in a file of their own."""
+    and stage them in a file of their own, a slice at a time (memory stays flat)."""
     staged = Staged(job.directory / f'staged-{uuid.uuid4().hex}.{"pickle" if job.postgres else "sqlite3"}')
-    checked: list[task_files.CheckedRow] = []
-    for result in task_files.check_rows(rows, mapping, rules):
-        (staged.problems if isinstance(result, task_files.RowProblem) else checked).append(result)
     batch = _Batch(job.request, job.request.steps, job.request.bulk_id, job.tariff_table, job.suppressed, {})
-    batch.position = lambda index: f'row {checked[index].row}'
+    numbers: list[int] = []  # the row number of each destination given to the batch
+    batch.position = lambda index: f'row {numbers[index]}'
     batch.reporting = False
-    for index, row in enumerate(checked):
-        first_message, notifications = len(batch.messages), len(batch.notifications)
-        batch.add(index, row.destination, _Contacts(*row.contacts))
-        if len(batch.notifications) > notifications:
-            _summarize(staged, row.row, batch.messages[first_message:])
-            staged.recipients.append((row.row, batch.notifications[-1][0], _contact_keys(row)))
-    staged.problems += [task_files.RowProblem(checked[r.index].row, r.field or 'phone', r.reason)
-                        for r in batch.rejected]
-    tables = batch.drain()[:2]
-    staged.notifications = len(tables[0])
-    (_write_pickle if job.postgres else _write_sqlite)(staged.path, tables)
+    with _Stage(staged.path, job.postgres) as stage:
+        for part in sql.chunks(rows, STAGE_ROWS):
+            for result in task_files.check_rows(part, mapping, rules):
+                if isinstance(result, task_files.RowProblem):
+                    staged.problems.append(result)
+                    continue
+                numbers.append(result.row)
+                _stage_row(staged, batch, len(numbers) - 1, result)
+            notifications, messages, _ = batch.drain()
+            staged.notifications += len(notifications)
+            stage.write(notifications, messages)
+    staged.problems += [task_files.RowProblem(numbers[r.index], r.field or 'phone', r.reason) for r in batch.rejected]
     return [staged]
+
+
+STAGE_ROWS = 5000
+
+
+def _stage_row(staged: Staged, batch: _Batch, index: int, row: task_files.CheckedRow) -> None:
+    first_message, notifications = len(batch.messages), len(batch.notifications)
+    batch.add(index, row.destination, _Contacts(*row.contacts))
+    if len(batch.notifications) > notifications:
+        _summarize(staged, row.row, batch.messages[first_message:])
+        staged.recipients.append((row.row, batch.notifications[-1][0], _contact_keys(row)))
 
 
 def _contact_keys(row: task_files.CheckedRow) -> tuple[tuple[str, str], ...]:
@@ -295,13 +305,14 @@ def _contact_keys(row: task_files.CheckedRow) -> tuple[tuple[str, str], ...]:
 def drop_staged(part: Staged, rows: dict[int, str], postgres: bool) -> Staged:
     """In a worker process: take the staged rows `rows` (row number → notification id) out of a staging file."""
     ids = set(rows.values())
-    tables = (_read_pickle if postgres else _read_sqlite)(part.path)
-    kept_messages = [m for m in tables[1] if m[_M['notification_id']] not in ids]
     removed = Staged(part.path, notifications=len(ids))
-    _summarize(removed, 0, [m for m in tables[1] if m[_M['notification_id']] in ids])
-    kept = ([n for n in tables[0] if n[0] not in ids], kept_messages)
-    part.path.unlink()
-    (_write_pickle if postgres else _write_sqlite)(part.path, kept)
+    kept = part.path.with_suffix('.kept')
+    with _Stage(kept, postgres) as stage:
+        for notifications, messages in _staged_chunks(part.path, postgres):
+            _summarize(removed, 0, [m for m in messages if m[_M['notification_id']] in ids])
+            stage.write([n for n in notifications if n[0] not in ids],
+                        [m for m in messages if m[_M['notification_id']] not in ids])
+    kept.replace(part.path)
     part.subtract(removed, set(rows))
     return part
 
@@ -322,32 +333,53 @@ def _summarize(staged: Staged, row: int, messages: list[tuple[Any, ...]]) -> Non
                                              message[_M['subject']], parts, Decimal(cost), currency, status))
 
 
-def _write_sqlite(path: Path, tables: tuple[list, list]) -> None:
-    sql.register_sqlite_adapters()
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        connection.execute('PRAGMA journal_mode=OFF')
-        connection.execute('PRAGMA synchronous=OFF')
-        connection.execute('BEGIN')
-        for (table, columns), rows in zip(_TABLES, tables):
-            connection.execute(f'CREATE TABLE {table} ({", ".join(columns)})')
-            connection.executemany(f'INSERT INTO {table} VALUES ({", ".join("?" * len(columns))})', rows)
-        connection.execute('COMMIT')
-    finally:
-        connection.close()
+class _Stage:
+    """A staging file written a slice at a time: a SQLite database (copied into the outbox by INSERT … SELECT) or,
+    for PostgreSQL, a sequence of pickled slices."""
+
+    def __init__(self, path: Path, postgres: bool) -> None:
+        self.path, self.postgres = path, postgres
+
+    def __enter__(self) -> _Stage:
+        if self.postgres:
+            self.file = self.path.open('wb')
+            return self
+        sql.register_sqlite_adapters()
+        self.connection = sqlite3.connect(self.path, isolation_level=None)
+        self.connection.execute('PRAGMA journal_mode=OFF')
+        self.connection.execute('PRAGMA synchronous=OFF')
+        self.connection.execute('BEGIN')
+        for table, columns in _TABLES:
+            self.connection.execute(f'CREATE TABLE {table} ({", ".join(columns)})')
+        return self
+
+    def write(self, notifications: list[tuple[Any, ...]], messages: list[tuple[Any, ...]]) -> None:
+        if self.postgres:
+            pickle.dump((notifications, messages), self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            return
+        for (table, columns), rows in zip(_TABLES, (notifications, messages)):
+            self.connection.executemany(f'INSERT INTO {table} VALUES ({", ".join("?" * len(columns))})', rows)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.postgres:
+            self.file.close()
+            return
+        self.connection.execute('COMMIT')
+        self.connection.close()
 
 
-def _read_sqlite(path: Path) -> tuple[list, list]:
+def _staged_chunks(path: Path, postgres: bool) -> Iterator[tuple[list, list]]:
+    """A staging file's rows back, a slice at a time."""
+    if postgres:
+        with path.open('rb') as file:
+            while file.peek(1):
+                yield pickle.load(file)
+        return
     connection = sqlite3.connect(path)
     try:
-        return tuple(connection.execute(f'SELECT * FROM {table}').fetchall() for table, _ in _TABLES)
+        yield tuple(connection.execute(f'SELECT * FROM {table}').fetchall() for table, _ in _TABLES)
     finally:
         connection.close()
-
-
-def _write_pickle(path: Path, tables: tuple[list, list]) -> None:
-    with path.open('wb') as file:
-        pickle.dump(tables, file, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # --- copying into the outbox -------------------------------------------------------------------------------------
@@ -413,21 +445,17 @@ def _parameters(table: str, columns: tuple[str, ...], schedule: Schedule, now: d
 
 
 async def _copy_pickled(path: Path, schedule: Schedule, now: datetime) -> int:
-    tables = await asyncio.to_thread(_read_pickle, path)
-    for (table, columns), rows in zip(_TABLES, tables):
-        stamps = [columns.index(column) for column in _STAMPED[table]]
-        for chunk in sql.chunks(rows, 5000):
+    copied = 0
+    chunks = _staged_chunks(path, postgres=True)
+    while chunk := await asyncio.to_thread(next, chunks, None):
+        for (table, columns), rows in zip(_TABLES, chunk):
+            stamps = [columns.index(column) for column in _STAMPED[table]]
             await sql.insert_many(table, columns, [_restamped(table, columns, row, stamps, schedule, now)
-                                                   for row in chunk])
-    for chunk in sql.chunks(tables[1], 5000):
+                                                   for row in rows])
         await sql.insert_many('message_events', _EVENT_COLUMNS, [
-            (m[0], now, m[_M['status']], m[_M['status_description']], '{}') for m in chunk])
-    return len(tables[1])
-
-
-def _read_pickle(path: Path) -> tuple[list, list]:
-    with path.open('rb') as file:
-        return pickle.load(file)
+            (m[0], now, m[_M['status']], m[_M['status_description']], '{}') for m in chunk[1]])
+        copied += len(chunk[1])
+    return copied
 
 
 _NOTIFICATION_RANGES = _NOTIFICATION_COLUMNS.index('allowed_time_ranges')

@@ -293,7 +293,10 @@ async def test_the_list_filters_by_category_name_and_day(operator: Actor, tmp_pa
 
 
 async def test_a_large_file_is_imported_through_the_workers(operator: Actor, tmp_path: Path) -> None:
-    rows = sms_rows(3000)
-    task_id = await new_task(operator, tmp_path, rows)
+    rows = sms_rows(3000) + [{'phone': '8 912 345 00 01', 'sender': 'MyShop', 'text': 'Sent twice?'}]
+    check = await check_file(operator, TaskKind.SMS, sms_file(tmp_path / 'big.xlsx', rows), 'big.xlsx')
+    assert [(p.row, p.reason) for p in check.problems] == [(3002, 'the same phone as row 3')]
+    assert check.valid == 3000 and check.tally('first').messages == 3000
+    task_id = (await tasks.create_task(operator, check, 'Big', [], 'UTC')).id
     assert (await tasks.get_task(operator, task_id)).counts.total == 3000
     assert await Message.filter(task_id=task_id, status=MessageStatus.PAUSED).count() == 3000
