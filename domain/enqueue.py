@@ -34,8 +34,8 @@ ROWS_PER_WRITE = 1000  # destinations built while the previous ones are written
 _EVENT_COLUMNS = ('message_id', 'at', 'status', 'description', 'details')
 SEARCH_COLUMNS = ('recipient', 'message_id')  # SQLite's `message_search` (migration 0004)
 _RECIPIENT = _MESSAGE_COLUMNS.index('recipient')
-_EXTRA_FIELDS = ('imageUrl', 'buttonText', 'buttonUrl', 'templateName', 'templateNamespace', 'language', 'mediaUrl',
-                 'fromName', 'replyTo', 'templateData')
+_EXTRA_FIELDS = frozenset({'imageUrl', 'buttonText', 'buttonUrl', 'templateName', 'templateNamespace', 'language',
+                           'mediaUrl', 'fromName', 'replyTo', 'templateData'})
 
 
 @dataclass
@@ -222,7 +222,7 @@ class _Step(NamedTuple):
 
     @classmethod
     def of(cls, index: int, step: dict[str, Any]) -> _Step:
-        params = {key: step[key] for key in _EXTRA_FIELDS if step.get(key)}
+        params = {key: value for key, value in step.items() if value and key in _EXTRA_FIELDS}
         return cls(index, Channel(step['channel']), step.get('from') or step.get('fromEmail', ''),
                    step.get('subject', ''), step.get('text', ''), step.get('html', ''),
                    json.dumps(params, ensure_ascii=False) if params else '{}', bool(step.get('required')),

@@ -186,7 +186,7 @@ def register_sqlite_adapters() -> None:
     adapters run inside sqlite3, without a Python loop over the rows. (Enums are str or int subclasses: sqlite3
     binds their values as they are.)"""
     for kind in (datetime, uuid.UUID, Decimal):
-        sqlite3.register_adapter(kind, _adapt_sqlite)
+        sqlite3.register_adapter(kind, _CACHED[_adapt_sqlite])  # rows of a batch share their times and prices
 
 
 def _columns_to_adapt(rows: list[Sequence[Any]], adapt) -> list[int]:
