@@ -340,9 +340,21 @@ async def _move_messages(task: Task, statuses: tuple[MessageStatus, ...], new: M
             f"SELECT id FROM messages WHERE task_id = ? AND status IN {sql.in_list(len(statuses))} "
             'AND send_started_at IS NULL ORDER BY id LIMIT ?', [str(task.id), *statuses, CHUNK])
         changed = await change_status([StatusChange(str(row['id']), new, _reason(new)) for row in rows])
+        if new is _S.QUEUED and changed:
+            await _due_now([str(row['id']) for row in changed])
         moved += len(changed)
         if len(rows) < CHUNK or not changed:
             return moved
+
+
+async def _due_now(message_ids: list[str]) -> None:
+    """Queued again: due now, or at the recipient's start time if that is later (a window that opened or was
+    changed meanwhile is checked again by the dispatcher)."""
+    now = datetime.now(timezone.utc)
+    await sql.execute(
+        'UPDATE messages SET due_at = COALESCE((SELECT n.send_at FROM notifications n '
+        f"WHERE n.id = messages.notification_id AND n.send_at > ?), ?) WHERE id {sql.any_of('uuid')}",
+        [now, now, sql.Many(message_ids)])
 
 
 def _reason(status: MessageStatus) -> str:

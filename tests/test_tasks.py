@@ -2,7 +2,7 @@
 it starts, pause and resume hold and release them, counters are exact, and deleting removes only unsent messages."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import openpyxl
@@ -300,3 +300,21 @@ async def test_a_large_file_is_imported_through_the_workers(operator: Actor, tmp
     task_id = (await tasks.create_task(operator, check, 'Big', [], 'UTC')).id
     assert (await tasks.get_task(operator, task_id)).counts.total == 3000
     assert await Message.filter(task_id=task_id, status=MessageStatus.PAUSED).count() == 3000
+
+
+async def test_a_window_opened_by_an_edit_releases_the_waiting_messages(operator: Actor, tmp_path: Path) -> None:
+    routes, dispatcher = await engine(sms=INSTANT)
+    task_id = await new_task(operator, tmp_path, sms_rows(2))
+    now = datetime.now(timezone.utc)
+    closed = [[f'{(now.hour + 2) % 24:02d}:00', f'{(now.hour + 2) % 24:02d}:30']]
+    await tasks.update_task(operator, task_id, 'October', closed, 'UTC')
+    await tasks.start_task(operator, task_id)
+    await dispatcher.dispatch_once()
+    assert await message_statuses(task_id) == [MessageStatus.DELAYED] * 2
+
+    await tasks.update_task(operator, task_id, 'October', [], 'UTC')
+
+    async def delivered() -> bool:
+        return await message_statuses(task_id) == [MessageStatus.DELIVERED] * 2
+    await settle(dispatcher, delivered)
+    await routes.close()

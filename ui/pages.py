@@ -13,6 +13,7 @@ from . import (
     send_page,
     senders_page,
     tariffs_page,
+    tasks_page,
     template_edit,
     templates_page,
     users_page,
@@ -32,6 +33,6 @@ def create() -> None:
     audit_page.create()
     history_page.create()
     send_page.create()
-    coming_soon('/tasks', 'Tasks for notifications')
+    tasks_page.create()
     hlr_page.create()
     coming_soon('/settings/api-keys', 'API keys', Permission.MANAGE_SETTINGS)
