@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import phonenumbers
-from phonenumbers.geocoder import _region_display_name  # the names behind geocoder's public functions
 from tortoise.transactions import in_transaction
 
 from . import audit
@@ -60,6 +59,9 @@ def cost(parts: int, tariff: Tariff | Rate | None) -> Decimal:
 
 def country_name(code: str) -> str:
     """An English country name for an ISO code ('*' is every country without a tariff of its own)."""
+    # The names behind geocoder's public functions. Its data takes 100 MB: loaded only where names are shown, not in
+    # the worker processes, which price by code.
+    from phonenumbers.geocoder import _region_display_name
     if code == ANY_COUNTRY:
         return 'Any other country'
     return _region_display_name(code, 'en') or code
