@@ -73,11 +73,17 @@ class Tally:
             self.unpriced += 1
 
     def __iadd__(self, other: Tally) -> Tally:
-        self.messages += other.messages
-        self.parts += other.parts
-        self.unpriced += other.unpriced
+        return self._merge(other, 1)
+
+    def __isub__(self, other: Tally) -> Tally:
+        return self._merge(other, -1)
+
+    def _merge(self, other: Tally, sign: int) -> Tally:
+        self.messages += sign * other.messages
+        self.parts += sign * other.parts
+        self.unpriced += sign * other.unpriced
         for currency, amount in other.cost.items():
-            self.cost[currency] = self.cost.get(currency, Decimal(0)) + amount
+            self.cost[currency] = self.cost.get(currency, Decimal(0)) + sign * amount
         return self
 
 

@@ -684,7 +684,7 @@ class _Checker:
         self.columns = mapping.columns
         self.indexes = list(mapping.columns.items())
         self.names = {column.key: column.en for column in COLUMNS[rules.kind]}
-        self.names.update({key: mapping.headers[index].strip() or self.names.get(key, key)
+        self.names.update({key: mapping.headers[index].strip().rstrip('*').strip() or self.names.get(key, key)
                            for key, index in mapping.columns.items()})
         self.required = frozenset(column.key for column in COLUMNS[rules.kind] if column.required)
         self.variables = list(mapping.variables.items())

@@ -38,6 +38,7 @@ from .enqueue import (
 )
 from .errors import NotFound, ValidationError
 from .models import SenderName, SenderStatus, Suppression, SuppressionKind, Task, TaskKind, Template
+from .sending import Tally
 from .statuses import MessageStatus
 
 PREVIEW_ROWS = 10
@@ -45,30 +46,6 @@ _TABLES = (('notifications', _NOTIFICATION_COLUMNS), ('messages', _MESSAGE_COLUM
 # of the messages' first status are made from the messages while they are copied
 _M = {name: i for i, name in enumerate(_MESSAGE_COLUMNS)}
 _STAMPED = {'notifications': ('created_at',), 'messages': ('created_at', 'updated_at')}
-
-
-@dataclass
-class Tally:
-    """Messages of one kind (first channel, fallback) with their parts and cost."""
-    messages: int = 0
-    parts: int = 0
-    cost: dict[str, Decimal] = field(default_factory=dict)  # by currency
-    unpriced: int = 0
-
-    def add(self, parts: int, cost: Decimal, currency: str) -> None:
-        self.messages += 1
-        self.parts += parts
-        if currency:
-            self.cost[currency] = self.cost.get(currency, Decimal(0)) + Decimal(cost)
-        else:
-            self.unpriced += 1
-
-    def merge(self, other: Tally, sign: int = 1) -> None:
-        self.messages += sign * other.messages
-        self.parts += sign * other.parts
-        self.unpriced += sign * other.unpriced
-        for currency, amount in other.cost.items():
-            self.cost[currency] = self.cost.get(currency, Decimal(0)) + sign * amount
 
 
 @dataclass(frozen=True)
@@ -100,8 +77,8 @@ class Staged:
     def subtract(self, removed: Staged, rows: set[int]) -> None:
         """Take out what `removed` summarizes (the staged rows `rows`, dropped after staging)."""
         self.notifications -= removed.notifications
-        self.first.merge(removed.first, -1)
-        self.fallback.merge(removed.fallback, -1)
+        self.first -= removed.first
+        self.fallback -= removed.fallback
         self.skipped -= removed.skipped
         for channel, count in removed.channels.items():
             self.channels[channel] -= count
@@ -133,7 +110,7 @@ class FileCheck:
     def tally(self, kind: str) -> Tally:
         total = Tally()
         for part in self.parts:
-            total.merge(getattr(part, kind))
+            total += getattr(part, kind)
         return total
 
     @property
@@ -163,17 +140,17 @@ def _directory(token: str) -> Path:
 
 
 async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str,
-                     template_id: str | None = None, task: Task | None = None) -> FileCheck:
-    """Read and check every row of an uploaded task file (for a new task, or rows to add to `task`). Raises
+                     template_id: str | None = None, task_id: str | None = None) -> FileCheck:
+    """Read and check every row of an uploaded task file (for a new task, or rows to add to task `task_id`). Raises
     FileRejected when the file as a whole is unusable, ValidationError for a bad template choice."""
     actor.require(Permission.SEND)
     if upload.stat().st_size > task_files.MAX_FILE_BYTES:
         raise task_files.FileRejected(task_files.TOO_BIG)
-    token = str(task.id) if task else str(uuid.uuid4())
+    token = str(task_id) if task_id else str(uuid.uuid4())
     template = await _template(kind, template_id)
     rules = task_files.Rules(kind=kind, template_steps=template.steps if template else None,
                              approved_senders=await _approved_senders(), default_region=settings().default_region)
-    directory = _directory(token) / uuid.uuid4().hex if task else _directory(token)
+    directory = _directory(token) / uuid.uuid4().hex if task_id else _directory(token)
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / 'source.xlsx'
     await asyncio.to_thread(shutil.copyfile, upload, source)
@@ -320,7 +297,8 @@ def drop_staged(part: Staged, rows: dict[int, str], postgres: bool) -> Staged:
 def _summarize(staged: Staged, row: int, messages: list[tuple[Any, ...]]) -> None:
     for message in messages:
         status, channel = MessageStatus(message[_M['status']]), Channel(message[_M['channel']])
-        parts, cost, currency = message[_M['parts']], message[_M['cost']], message[_M['currency']]
+        parts, currency = message[_M['parts']], message[_M['currency']]
+        cost = Decimal(message[_M['cost']])  # read back from a staging file: text
         staged.channels[channel.value] = staged.channels.get(channel.value, 0) + 1
         if status is MessageStatus.SKIPPED:
             staged.skipped += 1
@@ -330,7 +308,7 @@ def _summarize(staged: Staged, row: int, messages: list[tuple[Any, ...]]) -> Non
             staged.fallback.add(parts, cost, currency)
         if len(staged.preview) < PREVIEW_ROWS:
             staged.preview.append(PreviewRow(row, channel, message[_M['recipient']], message[_M['text']] or
-                                             message[_M['subject']], parts, Decimal(cost), currency, status))
+                                             message[_M['subject']], parts, cost, currency, status))
 
 
 class _Stage:

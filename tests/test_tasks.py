@@ -178,9 +178,8 @@ async def test_deleting_removes_unsent_messages_and_keeps_sent_ones_in_the_histo
 async def test_rows_added_to_a_running_task_are_queued_at_once(operator: Actor, tmp_path: Path) -> None:
     task_id = await new_task(operator, tmp_path, sms_rows(2))
     await tasks.start_task(operator, task_id)
-    task = await Task.get(id=task_id)
     more = await check_file(operator, TaskKind.SMS, sms_file(tmp_path / 'more.xlsx', sms_rows(2, start=10)),
-                            'more.xlsx', task=task)
+                            'more.xlsx', task_id=task_id)
     view = await tasks.add_rows(operator, task_id, more)
     assert view.counts.total == 4
     assert await message_statuses(task_id) == [MessageStatus.QUEUED] * 4

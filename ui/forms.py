@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from nicegui import ui
 
+from domain import tariffs
 from domain.errors import HeraldError, ValidationError
+from domain.sending import Tally
+
+CENT = Decimal('0.01')
 
 
 def show_errors(error: ValidationError, inputs: Mapping[str, ui.element]) -> None:
@@ -85,3 +90,19 @@ class FormDialog:
         succeeded = await self.dialog
         self.dialog.delete()
         return bool(succeeded)
+
+
+def plural(count: int, noun: str) -> str:
+    return f'{count:,} {noun}' if count == 1 else f'{count:,} {noun}s'
+
+
+def amount(value: Decimal) -> str:
+    """Cents always, more decimals only where a tariff has them: 1.3 → '1.30', 0.0125 → '0.0125'."""
+    return f'{value:.2f}' if value == value.quantize(CENT) else tariffs.plain(value)
+
+
+def money(tally: Tally) -> str:
+    """A tally's cost in each currency, e.g. '1.20 EUR + 3.00 USD'."""
+    if tally.cost:
+        return ' + '.join(f'{amount(value)} {currency}' for currency, value in sorted(tally.cost.items()))
+    return 'no tariff' if tally.unpriced else '0'

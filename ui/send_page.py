@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from decimal import Decimal
 from typing import Any
 
 from nicegui import events, ui
 
-from domain import enqueue, sending, tariffs, templates
+from domain import enqueue, sending, templates
 from domain.auth import Actor, Permission
 from domain.channels import Channel
 from domain.config import settings
@@ -17,11 +16,10 @@ from domain.enqueue import Destination, EnqueueResult, SendRequest
 from domain.errors import HeraldError, NotFound, ValidationError
 from domain.models import Template
 
-from .forms import show_errors
+from .forms import money, plural, show_errors
 from .frame import page_frame
 from .tables import ServerTable, column
 
-CENT = Decimal('0.01')
 OPTION_LIMIT = 200  # templates offered at once; typing searches the rest
 SHOWN_REJECTS = 50
 FIELD_LABELS = {'external_id': 'External ID', 'phone': 'Phone', 'email': 'Email',
@@ -54,24 +52,9 @@ def create() -> None:
             await SendForm(actor).build(template)
 
 
-def _plural(count: int, noun: str) -> str:
-    return f'{count:,} {noun}' if count == 1 else f'{count:,} {noun}s'
-
-
-def _amount(amount: Decimal) -> str:
-    """Cents always, more decimals only where a tariff has them: 1.3 → '1.30', 0.0125 → '0.0125'."""
-    return f'{amount:.2f}' if amount == amount.quantize(CENT) else tariffs.plain(amount)
-
-
-def _money(tally: sending.Tally) -> str:
-    if tally.cost:
-        return ' + '.join(f'{_amount(amount)} {currency}' for currency, amount in sorted(tally.cost.items()))
-    return 'no tariff' if tally.unpriced else '0'
-
-
 def _tally_text(channel: Channel, tally: sending.Tally) -> str:
-    parts = f', {_plural(tally.parts, "part")}' if tally.parts != tally.messages else ''
-    return f'{channel.label}: {_plural(tally.messages, "message")}{parts} — {_money(tally)}'
+    parts = f', {plural(tally.parts, "part")}' if tally.parts != tally.messages else ''
+    return f'{channel.label}: {plural(tally.messages, "message")}{parts} — {money(tally)}'
 
 
 def _blank_row(number: int) -> dict[str, Any]:
@@ -176,7 +159,7 @@ class SendForm:
 
     def _update_count(self) -> None:
         count = len(self.typed) + len(self.pasted)
-        self.count_label.text = _plural(count, 'recipient') if count else 'No recipients yet'
+        self.count_label.text = plural(count, 'recipient') if count else 'No recipients yet'
 
     async def _add_row(self) -> None:
         self.typed.append(_blank_row(next(self.numbers)))
@@ -264,7 +247,7 @@ class SendForm:
     async def _remove_with_problems(self) -> None:
         count = len(self.pasted)
         self.pasted = [row for row in self.pasted if not row['problem']]
-        ui.notify(f'Removed {_plural(count - len(self.pasted), "recipient")} with problems.')
+        ui.notify(f'Removed {plural(count - len(self.pasted), "recipient")} with problems.')
         await self._reload_pasted()
         self._update_problem_label()
 
@@ -306,7 +289,7 @@ class SendForm:
         added = await dialog
         dialog.delete()
         if added:
-            ui.notify(f'Added {_plural(added, "recipient")}.', type='positive')
+            ui.notify(f'Added {plural(added, "recipient")}.', type='positive')
             await self._reload_pasted()
 
     # --- variables ---
@@ -395,13 +378,13 @@ class SendForm:
 
     def _update_problem_label(self) -> None:
         count = sum(bool(row['problem']) for row in self.typed + self.pasted)
-        self.problem_label.text = (f'{_plural(count, "recipient")} cannot be sent to: fix or remove '
+        self.problem_label.text = (f'{plural(count, "recipient")} cannot be sent to: fix or remove '
                                    f'{"it" if count == 1 else "them"}. Nothing was sent.') if count else ''
 
     async def _confirm(self, estimate: sending.Estimate) -> bool:
         assert self.template is not None
         with ui.dialog() as dialog, ui.card().classes('w-[32rem] max-w-full').mark('confirm'):
-            ui.label(f'Send “{self.template.name}” to {_plural(estimate.recipients, "recipient")}?') \
+            ui.label(f'Send “{self.template.name}” to {plural(estimate.recipients, "recipient")}?') \
                 .classes('text-h6')
             for text, classes in self._estimate_lines(estimate):
                 ui.label(text).classes(classes)
@@ -422,26 +405,26 @@ class SendForm:
         if fallback.messages:
             lines += [('Fallback, sent only when the channel before does not deliver', heading),
                       *((_tally_text(c.channel, c.fallback), item) for c in estimate.channels if c.fallback.messages)]
-        cost = f'Estimated cost: {_money(first)}'
+        cost = f'Estimated cost: {money(first)}'
         if fallback.messages:
-            cost += f', up to {_money(fallback)} more with every fallback'
+            cost += f', up to {money(fallback)} more with every fallback'
         lines.append((cost, 'text-subtitle1 mt-2'))
         notes = []
         if unpriced := first.unpriced + fallback.unpriced:
-            notes.append(f'{_plural(unpriced, "message")} without a tariff: not included in the cost.')
+            notes.append(f'{plural(unpriced, "message")} without a tariff: not included in the cost.')
         if estimate.skipped:
-            notes.append(f'{_plural(estimate.skipped, "message")} to opted-out recipients will be skipped.')
+            notes.append(f'{plural(estimate.skipped, "message")} to opted-out recipients will be skipped.')
         notes.append(f'Sending time: {templates.schedule_label(self.template)}; messages outside it wait.')
         return lines + [(note, 'text-caption text-grey-8') for note in notes]
 
     async def _show_result(self, result: EnqueueResult, rows: list[dict[str, Any]]) -> None:
         recipients = len({message.destination_index for message in result.messages})
         with self.result, ui.card().classes('w-full').mark('result'):
-            ui.label(f'Sent: {_plural(len(result.messages), "message")} to {_plural(recipients, "recipient")} '
+            ui.label(f'Sent: {plural(len(result.messages), "message")} to {plural(recipients, "recipient")} '
                      f'are on their way.').classes('text-positive text-subtitle1').mark('sent')
             ui.link('Open the history of these messages', f'/history?bulk={result.bulk_id}').mark('history-link')
             if result.rejected:
-                ui.label(f'{_plural(len(result.rejected), "recipient")} could not be sent to:').classes('text-negative')
+                ui.label(f'{plural(len(result.rejected), "recipient")} could not be sent to:').classes('text-negative')
                 for rejected in result.rejected[:SHOWN_REJECTS]:
                     ui.label(f'Recipient {rejected.index + 1} ({_who(rows[rejected.index])}): {rejected.reason}') \
                         .classes('text-negative text-caption')

@@ -24,9 +24,8 @@ from domain.tasks import Category, TaskFilter, TaskView
 from domain.xlsx import MEDIA_TYPE
 
 from . import session
-from .forms import attempt, confirm, show_errors
+from .forms import amount, attempt, confirm, money, plural, show_errors
 from .frame import page_frame
-from .send_page import _amount, _money, _plural
 from .tables import ServerTable, column, day_or_none, enum_or_none, iso, set_query, time_column
 from .template_edit import TemplateForm
 
@@ -229,8 +228,8 @@ class TaskList:
             ui.notify(str(error), type='negative')
             return
         stay = 'stays' if summary.kept == 1 else 'stay'
-        if await confirm(f'Delete the task “{row["name"]}”? {_plural(summary.unsent, "message")} not yet sent will '
-                         f'be removed. {_plural(summary.kept, "message")} already sent {stay} in the notification '
+        if await confirm(f'Delete the task “{row["name"]}”? {plural(summary.unsent, "message")} not yet sent will '
+                         f'be removed. {plural(summary.kept, "message")} already sent {stay} in the notification '
                          'history.', 'Delete'):
             await self._act(row, tasks.delete_task, 'deleted')
 
@@ -354,19 +353,19 @@ def _check_result(check: FileCheck) -> None:
         ui.table(columns=[column('row', 'Row'), column('channel', 'Channel'), column('recipient', 'Recipient'),
                           column('text', 'Text'), column('parts', 'Parts'), column('cost', 'Cost')],
                  rows=[{'id': i, 'row': p.row, 'channel': p.channel.label, 'recipient': p.recipient, 'text': p.text,
-                        'parts': p.parts, 'cost': f'{_amount(p.cost)} {p.currency}' if p.currency else '—'}
+                        'parts': p.parts, 'cost': f'{amount(p.cost)} {p.currency}' if p.currency else '—'}
                        for i, p in enumerate(check.preview)]) \
             .props('dense flat hide-pagination :rows-per-page-options="[0]"').classes('w-full').mark('preview')
     first, fallback = check.tally('first'), check.tally('fallback')
-    cost = f'Estimated cost: {_money(first)}'
+    cost = f'Estimated cost: {money(first)}'
     if fallback.messages:
-        cost += f', up to {_money(fallback)} more if fallbacks are needed'
+        cost += f', up to {money(fallback)} more if fallbacks are needed'
     ui.label(cost).classes('text-subtitle1').mark('cost')
     if check.channels:
         ui.label('Messages by channel: ' + ', '.join(f'{Channel(channel).label}: {count:,}'
                                                      for channel, count in sorted(check.channels.items())))
     if unpriced := first.unpriced + fallback.unpriced:
-        ui.label(f'{_plural(unpriced, "message")} without a tariff: not included in the cost.') \
+        ui.label(f'{plural(unpriced, "message")} without a tariff: not included in the cost.') \
             .classes('text-caption text-grey-8')
     if check.ignored_columns:
         ui.label('Ignored columns: ' + ', '.join(check.ignored_columns)).classes('text-caption text-grey-8')
@@ -503,7 +502,7 @@ class NewTaskDialog(TaskForm):
         finally:
             self.create_button.props(remove='loading')
         self.files.taken()
-        await self.saved(f'Task “{task.name}” created: {_plural(task.counts.total, "message")}. Start it when ready.')
+        await self.saved(f'Task “{task.name}” created: {plural(task.counts.total, "message")}. Start it when ready.')
 
 
 class EditTaskDialog(TaskForm):
@@ -515,7 +514,7 @@ class EditTaskDialog(TaskForm):
     def build(self) -> None:
         task = self.task
         with self.card:
-            ui.label(f'{task.kind_label} · {task.status_label} · {_plural(task.counts.total, "message")}'
+            ui.label(f'{task.kind_label} · {task.status_label} · {plural(task.counts.total, "message")}'
                      + (f' · template “{task.template_name}”' if task.template_name else '')
                      + (f' · from {task.source_filename}' if task.source_filename else '')) \
                 .classes('text-grey-8').mark('task-info')
@@ -538,21 +537,21 @@ class EditTaskDialog(TaskForm):
         self.dialog.open()
 
     async def _check(self, path: Path, filename: str) -> FileCheck:
-        return await check_file(self.actor, self.task.kind, path, filename, self.task.template_id, self.task)
+        return await check_file(self.actor, self.task.kind, path, filename, self.task.template_id, self.task.id)
 
     def _update_buttons(self) -> None:
         if not self.editable:
             return
         check = self.files.check if self.files else None
         self.add_button.set_visibility(bool(check and check.valid))
-        self.add_button.text = f'Add {_plural(check.valid, "row")}' if check else 'Add rows'
+        self.add_button.text = f'Add {plural(check.valid, "row")}' if check else 'Add rows'
 
     async def _add_rows(self) -> None:
         assert self.files and self.files.check
         added = self.files.check.valid
         if await attempt(tasks.add_rows(self.actor, self.task.id, self.files.check)):
             self.files.taken()
-            await self.saved(f'{_plural(added, "row")} added to “{self.task.name}”.', close=False)
+            await self.saved(f'{plural(added, "row")} added to “{self.task.name}”.', close=False)
 
     async def _save(self) -> None:
         try:
