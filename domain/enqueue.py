@@ -16,7 +16,7 @@ from .auth import Actor, Permission
 from .channels import Channel
 from .config import settings
 from .errors import NotFound, ValidationError
-from .models import Suppression, SuppressionKind, Tariff, Template, TimeZoneMode
+from .models import Suppression, SuppressionKind, Template, TimeZoneMode
 from .statuses import MessageStatus
 
 _MESSAGE_COLUMNS = (
@@ -238,9 +238,8 @@ class _Plan:
     @classmethod
     def of(cls, steps: list[dict[str, Any]]) -> _Plan:
         planned = [_Step.of(i, step) for i, step in enumerate(steps)]
-        names = dict.fromkeys(name for step in planned for text in (step.text, step.subject, step.html)
-                              for name in templates.variables_in(text))
-        return cls(planned, list(names))
+        texts = [text for step in planned for text in (step.text, step.subject, step.html) if '{{' in text]
+        return cls(planned, list(dict.fromkeys(name for text in texts for name in templates.variables_in(text))))
 
 
 _WAITED_FOR = frozenset({MessageStatus.QUEUED, MessageStatus.CREATED, MessageStatus.PAUSED})
@@ -256,7 +255,7 @@ class _Batch:
         self.request, self.bulk_id = request, bulk_id
         self.plan = _Plan.of(steps)
         self.tariffs, self.suppressed, self.existing = tariff_table, suppressed, existing
-        self.prices: dict[tuple[Channel, str], Tariff | None] = {}
+        self.prices: dict[tuple[Channel, str, int], tuple[Any, str]] = {}
         self.now = _now()
         self.ranges = json.dumps(request.allowed_time_ranges or [])
         self.template_id = _uuid_or_none(request.template_id)
@@ -344,12 +343,12 @@ class _Batch:
         return status
 
     def _price(self, channel: Channel, country: str, parts: int) -> tuple[Any, str]:
-        """The cost of `parts` parts and its currency (one tariff lookup per channel and country)."""
-        key = (channel, country)
+        """The cost of `parts` parts and its currency (worked out once per channel, country and part count)."""
+        key = (channel, country, parts)
         if key not in self.prices:
-            self.prices[key] = tariffs.choose(self.tariffs, channel, country)
-        tariff = self.prices[key]
-        return tariffs.cost(parts, tariff), tariff.currency if tariff else ''
+            tariff = tariffs.choose(self.tariffs, channel, country)
+            self.prices[key] = tariffs.cost(parts, tariff), tariff.currency if tariff else ''
+        return self.prices[key]
 
     def _initial_status(self, waiting: bool, channel: Channel, recipient: str) -> tuple[MessageStatus, str]:
         """Opted-out recipients are skipped; the first step that is not goes out, the later ones wait for it."""

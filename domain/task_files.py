@@ -131,7 +131,8 @@ VALIDITY_PERIOD = _column('validity_period', 'Validity period', 'Срок дей
                           f'Whole minutes from 1 to {templates.MAX_VALIDITY_MINUTES}', '60',
                           'A message not delivered in this time expires (the next channel takes over).')
 REQUIRED = _column('required', 'Required', 'Обязательно', 'true or false', 'false',
-                   'true: when this channel fails, the next channels of the row are not tried.')
+                   'true: the row’s channels are each sent whatever happened to the ones before them, not only '
+                   'as fallbacks.')
 
 
 SMS_SENDER = _column('sender', 'Sender', 'Имя отправителя',

@@ -12,6 +12,7 @@ import pytest
 from helpers import ADMIN_EMAIL, SCREENSHOTS, browser_setup_admin, visible
 from nicegui import core
 from nicegui.testing import Screen
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from domain import enqueue
@@ -43,9 +44,15 @@ async def send_sms(count: int) -> None:
 
 
 def today(screen: Screen, figure: str) -> int:
-    """A figure of the Today card (the first of the two)."""
-    cell = screen.selenium.find_element(By.XPATH, f'//div[normalize-space()="{figure}"]/following-sibling::*[1]')
-    return int(cell.text.replace(',', ''))
+    """A figure of the Today card (the first of the two), found again when a live refresh replaced it."""
+    for _ in range(20):
+        try:
+            cell = screen.selenium.find_element(By.XPATH,
+                                                f'//div[normalize-space()="{figure}"]/following-sibling::*[1]')
+            return int(cell.text.replace(',', ''))
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError(f'the figure {figure} kept changing')
 
 
 def until(check: Callable[[], bool], seconds: float = 30) -> None:

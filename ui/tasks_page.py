@@ -419,6 +419,16 @@ class TaskForm:
     def errors_at_fields(self, error: ValidationError) -> None:
         show_errors(error, {**self.inputs, **self.limiter.range_inputs})
 
+    async def _submitted(self, action: Awaitable[TaskView]) -> TaskView | None:
+        """The saved task, or None once its errors are shown (at their fields where they have one)."""
+        try:
+            return await action
+        except ValidationError as error:
+            self.errors_at_fields(error)
+        except HeraldError as error:
+            ui.notify(str(error), type='negative')
+        return None
+
     async def saved(self, message: str, close: bool = True) -> None:
         """Say so and reload the list (while the dialog, this handler's context, still exists); close it."""
         ui.notify(message, type='positive')
@@ -491,16 +501,12 @@ class NewTaskDialog(TaskForm):
         assert self.files and self.files.check
         self.create_button.props('loading')
         try:
-            task = await tasks.create_task(self.actor, self.files.check, self.inputs['name'].value, self.ranges,
-                                           self.zone.value or '')
-        except ValidationError as error:
-            self.errors_at_fields(error)
-            return
-        except HeraldError as error:
-            ui.notify(str(error), type='negative')
-            return
+            task = await self._submitted(tasks.create_task(self.actor, self.files.check, self.inputs['name'].value,
+                                                           self.ranges, self.zone.value or ''))
         finally:
             self.create_button.props(remove='loading')
+        if task is None:
+            return
         self.files.taken()
         await self.saved(f'Task “{task.name}” created: {plural(task.counts.total, "message")}. Start it when ready.')
 
@@ -554,13 +560,7 @@ class EditTaskDialog(TaskForm):
             await self.saved(f'{plural(added, "row")} added to “{self.task.name}”.', close=False)
 
     async def _save(self) -> None:
-        try:
-            task = await tasks.update_task(self.actor, self.task.id, self.inputs['name'].value, self.ranges,
-                                           self.zone.value or '')
-        except ValidationError as error:
-            self.errors_at_fields(error)
-            return
-        except HeraldError as error:
-            ui.notify(str(error), type='negative')
-            return
-        await self.saved(f'Task “{task.name}” saved.')
+        task = await self._submitted(tasks.update_task(self.actor, self.task.id, self.inputs['name'].value,
+                                                       self.ranges, self.zone.value or ''))
+        if task is not None:
+            await self.saved(f'Task “{task.name}” saved.')
