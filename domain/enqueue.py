@@ -174,8 +174,7 @@ def _is_uuid(value: object) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class _Contacts:
+class _Contacts(NamedTuple):
     phone: str | None
     country: str
     email: str | None
@@ -326,7 +325,7 @@ class _Batch:
             self._report(index, message_id, status, channel, group_id)
             return None
         text = templates.render(step.text, values)
-        parts = sms.analyze(text).parts if channel is Channel.SMS else 1
+        parts = sms.part_count(text) if channel is Channel.SMS else 1
         cost, currency = self._price(channel, country if channel.uses_phone else '', parts)
         status, description = self._initial_status(waiting, channel, recipient)
         message_id = sql.new_id()

@@ -330,6 +330,8 @@ def _national_shortcut(digits: str, region: _Region) -> tuple[phonenumbers.Phone
     national = digits[len(trunk):] if trunk and digits.startswith(trunk) else digits
     if trunk and national.startswith(trunk):  # phonenumbers strips the trunk prefix once, the fast path again
         return _UNKNOWN
+    if len(national) not in _possible_lengths(region.country_code):  # invalid, without parsing
+        return _UNKNOWN if national is not digits else None
     try:
         number = _parse(f'+{region.country_code}{national}', region.code)
     except NumberParseException:
@@ -337,6 +339,14 @@ def _national_shortcut(digits: str, region: _Region) -> tuple[phonenumbers.Phone
     if found := number and _valid_region(number):
         return number, found
     return _UNKNOWN if national is not digits else None  # parse may keep a trunk prefix whose removal fails
+
+
+@lru_cache(maxsize=256)
+def _possible_lengths(country_code: int) -> frozenset[int]:
+    """The lengths a valid national number of any region of this country code may have."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())
+    metadata = [PhoneMetadata.metadata_for_region(region, None) for region in regions]
+    return frozenset(length for m in metadata if m for length in m.general_desc.possible_length or ())
 
 
 def _readings(number: str, bare: bool, region: _Region) -> list[tuple[str, str | None]]:

@@ -64,13 +64,14 @@ class Tally:
     cost: dict[str, Decimal] = field(default_factory=dict)  # by currency
     unpriced: int = 0  # messages without a tariff
 
-    def add(self, parts: int, cost: Decimal, currency: str) -> None:
-        self.messages += 1
-        self.parts += parts
+    def add(self, parts: int, cost: Decimal, currency: str, count: int = 1) -> None:
+        """`count` messages of `parts` parts costing `cost` each."""
+        self.messages += count
+        self.parts += parts * count
         if currency:
-            self.cost[currency] = self.cost.get(currency, Decimal(0)) + cost
+            self.cost[currency] = self.cost.get(currency, Decimal(0)) + cost * count
         else:
-            self.unpriced += 1
+            self.unpriced += count
 
     def __iadd__(self, other: Tally) -> Tally:
         return self._merge(other, 1)

@@ -96,6 +96,14 @@ def analyze(text: str) -> SmsInfo:
     return SmsInfo(encoding, units, len(parts), per_part, per_part - last)
 
 
+def part_count(text: str) -> int:
+    """`analyze(text).parts`, at once for the short texts most messages are: up to 70 ASCII characters fit one part
+    in either encoding (35 characters of any kind do)."""
+    if text and (len(text) <= 35 or (len(text) <= UCS2_SINGLE and text.isascii())):
+        return 1
+    return analyze(text).parts
+
+
 def split(text: str) -> list[str]:
     """The texts of the parts, as counted by :func:`analyze` (``[]`` if empty).
 

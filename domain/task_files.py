@@ -522,13 +522,19 @@ def _first_sheet_rows(path: Path) -> list[list[object]]:
 
 
 def _table(rows: list[list[object]]) -> Table:
-    filled = [(i + 1, row) for i, row in enumerate(rows) if any(value != '' and value is not None for value in row)]
+    filled = [(i, row) for i, row in enumerate(rows, 1) if row.count('') + row.count(None) < len(row)]
     if len(filled) < 2:
         raise FileRejected(NO_ROWS)
     if len(filled) - 1 > MAX_ROWS:
         raise FileRejected(_too_many_rows())
     headers = [str(_cell(value)).strip() if value is not None else '' for value in filled[0][1]]
-    return Table(headers, [(number, [_cell(value) for value in row]) for number, row in filled[1:]])
+    return Table(headers, [(number, row if _plain(row) else [_cell(value) for value in row])
+                           for number, row in filled[1:]])
+
+
+def _plain(row: list[object]) -> bool:
+    """Whether a row has nothing for `_cell` to change (most rows of text and phone numbers stored as text)."""
+    return None not in row and not any(value.__class__ is float for value in row)
 
 
 def _cell(value: object) -> object:

@@ -8,13 +8,14 @@ GIL); on PostgreSQL by batched inserts. So a rejected file, or a check the opera
 from __future__ import annotations
 
 import asyncio
+import operator
 import pickle
 import shutil
 import sqlite3
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -155,24 +156,63 @@ async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str,
     source = directory / 'source.xlsx'
     await asyncio.to_thread(shutil.copyfile, upload, source)
     try:
-        table = await phones.in_worker(task_files.read_table, source)
-        mapping = task_files.map_headers(table.headers, rules)
+        read = await phones.in_worker(read_in_slices, source, directory)
+        mapping = task_files.map_headers(read.headers, rules)
         request = SendRequest(destinations=[], steps=template.steps if template else [],
                               template_id=template.id if template else None, bulk_id=str(uuid.uuid4()),
                               task_id=uuid.UUID(token), hold=True)
         job = _Job(request, tariffs.detached(await tariffs.tariff_table()), await _suppressed(),
                    sql.is_postgres(), directory)
-        parts = await phones.in_workers(check_and_stage, table.rows, mapping, rules, job)
-        problems = await _drop_repeats(parts, job)
+        parts = list(await asyncio.gather(*(phones.in_worker(check_and_stage, path, mapping, rules, job)
+                                            for path in read.slices)))
+        problems = sorted(await _drop_repeats(parts, job) + [p for part in parts for p in part.problems],
+                          key=lambda p: p.row)
+        if problems:
+            await phones.in_worker(write_problems, problems, read, directory / 'invalid-rows.xlsx')
+        await asyncio.to_thread(_remove, read.slices)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    problems = sorted(problems + [p for part in parts for p in part.problems], key=lambda p: p.row)
-    if problems:
-        content = await phones.in_worker(task_files.problems_workbook, problems, table)
-        await asyncio.to_thread((directory / 'invalid-rows.xlsx').write_bytes, content)
-    return FileCheck(token, kind, filename, str(template.id) if template else None, len(table.rows), problems,
+    return FileCheck(token, kind, filename, str(template.id) if template else None, read.rows, problems,
                      list(mapping.ignored), parts, directory)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A file read by a worker: its headers, its row count, and its rows in slices pickled to files (the rows go
+    from the reading worker to the checking ones without passing through the web process)."""
+    headers: list[str]
+    rows: int
+    slices: list[Path]
+
+
+SLICES = 8  # enough to keep every worker busy to the end; each is staged in a database attached to copy it, and
+# SQLite attaches at most 10 at once
+
+
+def read_in_slices(source: Path, directory: Path) -> _Read:
+    """In a worker process: read the uploaded file (task_files.read_table checks it first) into slices."""
+    table = task_files.read_table(source)
+    size = max(1, -(-len(table.rows) // SLICES))
+    slices = []
+    for start in range(0, len(table.rows), size):
+        path = directory / f'slice-{start // size}.pickle'
+        with path.open('wb') as file:
+            pickle.dump(table.rows[start:start + size], file, protocol=pickle.HIGHEST_PROTOCOL)
+        slices.append(path)
+    return _Read(table.headers, len(table.rows), slices)
+
+
+def _rows_of(path: Path) -> list[tuple[int, list[object]]]:
+    with path.open('rb') as file:
+        return pickle.load(file)
+
+
+def write_problems(problems: list[task_files.RowProblem], read: _Read, target: Path) -> None:
+    """In a worker process: the invalid rows' workbook, with each row as it was in the file."""
+    numbers = {problem.row for problem in problems}
+    rows = [row for path in read.slices for row in _rows_of(path) if row[0] in numbers]
+    target.write_bytes(task_files.problems_workbook(problems, task_files.Table(read.headers, rows)))
 
 
 async def _template(kind: TaskKind, template_id: str | None) -> Template | None:
@@ -238,10 +278,10 @@ class _Job:
     directory: Path
 
 
-def check_and_stage(rows: list[tuple[int, list[object]]], mapping: task_files.Mapping, rules: task_files.Rules,
-                    job: _Job) -> list[Staged]:
-    """In a worker process: check these rows of the file, build the rows enqueue would write for the valid ones
-    and stage them in a file of their own, a slice at a time (memory stays flat)."""
+def check_and_stage(rows_file: Path, mapping: task_files.Mapping, rules: task_files.Rules, job: _Job) -> Staged:
+    """In a worker process: check a slice of the file's rows, build the rows enqueue would write for the valid ones
+    and stage them in a file of their own, a few thousand at a time (memory stays flat)."""
+    rows = _rows_of(rows_file)
     staged = Staged(job.directory / f'staged-{uuid.uuid4().hex}.{"pickle" if job.postgres else "sqlite3"}')
     batch = _Batch(job.request, job.request.steps, job.request.bulk_id, job.tariff_table, job.suppressed, {})
     numbers: list[int] = []  # the row number of each destination given to the batch
@@ -257,9 +297,10 @@ def check_and_stage(rows: list[tuple[int, list[object]]], mapping: task_files.Ma
                 _stage_row(staged, batch, len(numbers) - 1, result)
             notifications, messages, _ = batch.drain()
             staged.notifications += len(notifications)
+            _summarize(staged, messages)
             stage.write(notifications, messages)
     staged.problems += [task_files.RowProblem(numbers[r.index], r.field or 'phone', r.reason) for r in batch.rejected]
-    return [staged]
+    return staged
 
 
 STAGE_ROWS = 5000
@@ -269,7 +310,8 @@ def _stage_row(staged: Staged, batch: _Batch, index: int, row: task_files.Checke
     first_message, notifications = len(batch.messages), len(batch.notifications)
     batch.add(index, row.destination, _Contacts(*row.contacts))
     if len(batch.notifications) > notifications:
-        _summarize(staged, row.row, batch.messages[first_message:])
+        if len(staged.preview) < PREVIEW_ROWS:
+            _preview(staged, row.row, batch.messages[first_message:])
         staged.recipients.append((row.row, batch.notifications[-1][0], _contact_keys(row)))
 
 
@@ -286,7 +328,7 @@ def drop_staged(part: Staged, rows: dict[int, str], postgres: bool) -> Staged:
     kept = part.path.with_suffix('.kept')
     with _Stage(kept, postgres) as stage:
         for notifications, messages in _staged_chunks(part.path, postgres):
-            _summarize(removed, 0, [m for m in messages if m[_M['notification_id']] in ids])
+            _summarize(removed, (m for m in messages if m[_M['notification_id']] in ids))
             stage.write([n for n in notifications if n[0] not in ids],
                         [m for m in messages if m[_M['notification_id']] not in ids])
     kept.replace(part.path)
@@ -294,21 +336,29 @@ def drop_staged(part: Staged, rows: dict[int, str], postgres: bool) -> Staged:
     return part
 
 
-def _summarize(staged: Staged, row: int, messages: list[tuple[Any, ...]]) -> None:
-    for message in messages:
-        status, channel = MessageStatus(message[_M['status']]), Channel(message[_M['channel']])
-        parts, currency = message[_M['parts']], message[_M['currency']]
-        cost = Decimal(message[_M['cost']])  # read back from a staging file: text
-        staged.channels[channel.value] = staged.channels.get(channel.value, 0) + 1
-        if status is MessageStatus.SKIPPED:
-            staged.skipped += 1
-        elif status is MessageStatus.PAUSED or message[_M['required']]:
-            staged.first.add(parts, cost, currency)
+_SUMMARY = operator.itemgetter(*(_M[name] for name in ('status', 'channel', 'parts', 'cost', 'currency', 'required')))
+
+
+def _summarize(staged: Staged, messages: Iterable[tuple[Any, ...]]) -> None:
+    """Count the messages by what their summary needs (status, channel, parts, price): one counter update each."""
+    counts = Counter(map(_SUMMARY, messages))
+    for (status, channel, parts, cost, currency, required), count in counts.items():
+        channel = Channel(channel).value
+        staged.channels[channel] = staged.channels.get(channel, 0) + count
+        if status == MessageStatus.SKIPPED:
+            staged.skipped += count
+        elif status == MessageStatus.PAUSED or required:
+            staged.first.add(parts, Decimal(cost), currency, count)  # a staging file gives the cost back as text
         else:
-            staged.fallback.add(parts, cost, currency)
-        if len(staged.preview) < PREVIEW_ROWS:
-            staged.preview.append(PreviewRow(row, channel, message[_M['recipient']], message[_M['text']] or
-                                             message[_M['subject']], parts, cost, currency, status))
+            staged.fallback.add(parts, Decimal(cost), currency, count)
+
+
+def _preview(staged: Staged, row: int, messages: list[tuple[Any, ...]]) -> None:
+    for message in messages[:PREVIEW_ROWS - len(staged.preview)]:
+        staged.preview.append(PreviewRow(
+            row, Channel(message[_M['channel']]), message[_M['recipient']],
+            message[_M['text']] or message[_M['subject']], message[_M['parts']], Decimal(message[_M['cost']]),
+            message[_M['currency']], MessageStatus(message[_M['status']])))
 
 
 class _Stage:

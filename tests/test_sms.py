@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.sms import GSM7_BASIC, GSM7_EXTENSION, SmsInfo, analyze, split
+from domain.sms import GSM7_BASIC, GSM7_EXTENSION, SmsInfo, analyze, part_count, split
 
 CYR = 'я'
 EMOJI = '😀'
@@ -138,3 +138,14 @@ def test_split_properties(text: str) -> None:
     assert all(s <= limit for s in sizes)
     if parts:
         assert info.remaining == limit - sizes[-1]
+
+
+@given(st.text(max_size=200))
+def test_the_part_count_shortcut_agrees_with_analyze(text: str) -> None:
+    assert part_count(text) == analyze(text).parts
+
+
+@pytest.mark.parametrize('text', ['', 'Hi', 'x' * 70, 'x' * 71, '{' * 70, '`' * 71, 'я' * 35, 'я' * 71,
+                                  '😀' * 35, '😀' * 36, 'a' * 161])
+def test_the_part_count_shortcut_at_its_edges(text: str) -> None:
+    assert part_count(text) == analyze(text).parts
