@@ -209,6 +209,15 @@ def _adapt_row(row: Sequence[Any], columns: list[int], adapt) -> list[Any]:
     return values
 
 
+async def copy_rows(table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+    """PostgreSQL's COPY of many rows into a table, inside the caller's transaction: several times faster than
+    inserts for a large import."""
+    if rows:
+        columns_to_adapt = _columns_to_adapt(rows, _adapt_postgres)
+        records = rows if not columns_to_adapt else [_adapt_row(row, columns_to_adapt, _adapt_postgres) for row in rows]
+        await connection()._connection.copy_records_to_table(table, records=records, columns=list(columns))
+
+
 async def insert_many(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     await execute_many(_insert(table, columns), rows)
 

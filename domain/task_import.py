@@ -478,9 +478,8 @@ async def _copy_pickled(path: Path, schedule: Schedule, now: datetime) -> int:
     while chunk := await asyncio.to_thread(next, chunks, None):
         for (table, columns), rows in zip(_TABLES, chunk):
             stamps = [columns.index(column) for column in _STAMPED[table]]
-            await sql.insert_many(table, columns, [_restamped(table, columns, row, stamps, schedule, now)
-                                                   for row in rows])
-        await sql.insert_many('message_events', _EVENT_COLUMNS, [
+            await sql.copy_rows(table, columns, [_restamped(table, row, stamps, schedule, now) for row in rows])
+        await sql.copy_rows('message_events', _EVENT_COLUMNS, [
             (m[0], now, m[_M['status']], m[_M['status_description']], '{}') for m in chunk[1]])
         copied += len(chunk[1])
     return copied
@@ -490,8 +489,7 @@ _NOTIFICATION_RANGES = _NOTIFICATION_COLUMNS.index('allowed_time_ranges')
 _NOTIFICATION_ZONE = _NOTIFICATION_COLUMNS.index('time_zone')
 
 
-def _restamped(table: str, columns: tuple[str, ...], row: tuple[Any, ...], stamps: list[int], schedule: Schedule,
-               now: datetime) -> list[Any]:
+def _restamped(table: str, row: tuple[Any, ...], stamps: list[int], schedule: Schedule, now: datetime) -> list[Any]:
     values = list(row)
     for i in stamps:
         values[i] = now
