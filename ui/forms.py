@@ -1,7 +1,7 @@
 """Small helpers shared by the forms of every page."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -106,3 +106,55 @@ def money(tally: Tally) -> str:
     if tally.cost:
         return ' + '.join(f'{amount(value)} {currency}' for currency, value in sorted(tally.cost.items()))
     return 'no tariff' if tally.unpriced else '0'
+
+
+def icon_button(icon: str, tip: str, on_click: Callable[..., Any], marker: str) -> ui.button:
+    return ui.button(icon=icon, on_click=on_click).props(f'flat round dense aria-label="{tip}"').tooltip(tip) \
+        .mark(marker)
+
+
+class TimeRangesEditor:
+    """Allowed sending time ranges (a template's "Message sent time", a task's time limiter): From/To pickers, add
+    and remove, at least `minimum` ranges. Errors keyed 'time_ranges.<i>' show at `inputs`."""
+
+    def __init__(self, ranges: Iterable[Sequence[str]], editable: bool, minimum: int = 1) -> None:
+        self.ranges = [{'start': start, 'end': end} for start, end in ranges]
+        self.editable, self.minimum = editable, minimum
+        self.inputs: dict[str, ui.element] = {}
+        self.section()
+
+    @property
+    def values(self) -> list[tuple[str, str]]:
+        return [(r['start'] or '', r['end'] or '') for r in self.ranges]
+
+    @ui.refreshable_method
+    def section(self) -> None:
+        self.inputs = {}
+        for i, time_range in enumerate(self.ranges):
+            with ui.row().classes('items-start gap-2'):
+                start = self._time_input('From', time_range, 'start').mark(f'range-start-{i}')
+                self._time_input('To', time_range, 'end').mark(f'range-end-{i}')
+                if self.editable and len(self.ranges) > self.minimum:
+                    icon_button('remove_circle_outline', 'Remove this time range', lambda i=i: self._remove(i),
+                                f'remove-range-{i}').classes('mt-4')
+            self.inputs[f'time_ranges.{i}'] = start
+        if self.editable:
+            icon_button('add', 'Add a time range', self._add, 'add-range')
+
+    def _time_input(self, label: str, target: dict[str, str], key: str) -> ui.input:
+        field = ui.input(label).bind_value(target, key).classes('w-32')
+        if not self.editable:
+            return field.props('readonly')
+        with ui.menu().props('no-parent-event') as menu:
+            ui.time().bind_value(field)
+        with field.add_slot('append'):
+            ui.icon('schedule').on('click', menu.open).classes('cursor-pointer')
+        return field
+
+    def _add(self) -> None:
+        self.ranges.append({'start': '', 'end': ''})
+        self.section.refresh()
+
+    def _remove(self, index: int) -> None:
+        del self.ranges[index]
+        self.section.refresh()

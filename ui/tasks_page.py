@@ -24,10 +24,9 @@ from domain.tasks import Category, TaskFilter, TaskView
 from domain.xlsx import MEDIA_TYPE
 
 from . import session
-from .forms import amount, attempt, confirm, money, plural, show_errors
+from .forms import TimeRangesEditor, amount, attempt, confirm, money, plural, show_errors
 from .frame import page_frame
 from .tables import ServerTable, column, day_or_none, enum_or_none, iso, set_query, time_column
-from .template_edit import TemplateForm
 
 PATH = '/tasks'
 PAGE_SIZE = 20
@@ -398,14 +397,11 @@ class TaskForm:
         self.inputs['name'] = name
 
     def _limiter(self, ranges: list[list[str]], zone: str, editable: bool) -> None:
-        """The template form's sending-time editor, on this task's ranges."""
+        """The allowed time ranges (none: any time) and their time zone."""
         ui.label('Time limiter for sending text messages').classes('text-subtitle1')
         ui.label('Messages go out only within these times; without a range, at any time.') \
             .classes('text-caption text-grey-8')
-        self.limiter = TemplateForm(self.actor, None)
-        self.limiter.editable = editable
-        self.limiter.ranges = [{'start': start, 'end': end} for start, end in ranges]
-        self.limiter.ranges_section()
+        self.limiter = TimeRangesEditor(ranges, editable, minimum=0)
         self.zone = ui.select(templates.time_zones(), label='Time zone', with_input=True, value=zone) \
             .classes('w-80').mark('time-zone')
         if not editable:
@@ -414,10 +410,10 @@ class TaskForm:
 
     @property
     def ranges(self) -> list[list[str]]:
-        return [[r['start'] or '', r['end'] or ''] for r in self.limiter.ranges]
+        return [list(pair) for pair in self.limiter.values]
 
     def errors_at_fields(self, error: ValidationError) -> None:
-        show_errors(error, {**self.inputs, **self.limiter.range_inputs})
+        show_errors(error, {**self.inputs, **self.limiter.inputs})
 
     async def _submitted(self, action: Awaitable[TaskView]) -> TaskView | None:
         """The saved task, or None once its errors are shown (at their fields where they have one)."""

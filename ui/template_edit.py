@@ -12,7 +12,7 @@ from domain.errors import HeraldError, NotFound, ValidationError
 from domain.models import Template, TimeZoneMode
 from domain.templates import TemplateInput
 
-from .forms import show_errors
+from .forms import TimeRangesEditor, icon_button, show_errors
 from .frame import page_frame
 
 TIME_ZONE_MODES = {TimeZoneMode.FIXED.value: 'Fixed time zone',
@@ -69,13 +69,13 @@ class TemplateForm:
         self.editable = actor.can(Permission.MANAGE_TEMPLATES)
         data = TemplateInput.of(template) if template else TemplateInput('', [DEFAULT_RANGE])
         self.name = data.name
-        self.ranges = [{'start': start, 'end': end} for start, end in data.allowed_time_ranges]
+        self.initial_ranges = data.allowed_time_ranges
         self.mode = TimeZoneMode(data.time_zone_mode).value
         self.zone = data.time_zone
         self.steps = [_form_step(step) for step in data.steps]
         self.sender_names: dict[Channel, list[str]] = {}
         self.inputs: dict[str, ui.element] = {}
-        self.range_inputs: dict[str, ui.element] = {}
+        self.time_ranges: TimeRangesEditor | None = None
         self.step_inputs: dict[str, ui.element] = {}
 
     async def build(self) -> None:
@@ -84,7 +84,7 @@ class TemplateForm:
             name = self._editable(ui.input('Template name').bind_value(self, 'name').classes('w-full'))
             self.inputs['name'] = name.mark('template-name')
             ui.label('Message sent time').classes('text-h6')
-            self.ranges_section()
+            self.time_ranges = TimeRangesEditor(self.initial_ranges, self.editable)
             self._time_zone()
             ui.label('Message templates by channel').classes('text-h6')
             await self.steps_section()
@@ -96,43 +96,7 @@ class TemplateForm:
             element.props('readonly')
         return element
 
-    @staticmethod
-    def _icon_button(icon: str, tip: str, on_click: Any, marker: str) -> ui.button:
-        return ui.button(icon=icon, on_click=on_click).props(f'flat round dense aria-label="{tip}"').tooltip(tip) \
-            .mark(marker)
-
     # --- sending time ---
-
-    @ui.refreshable_method
-    def ranges_section(self) -> None:
-        self.range_inputs = {}
-        for i, time_range in enumerate(self.ranges):
-            with ui.row().classes('items-start gap-2'):
-                start = self._time_input('From', time_range, 'start').mark(f'range-start-{i}')
-                self._time_input('To', time_range, 'end').mark(f'range-end-{i}')
-                if self.editable and len(self.ranges) > 1:
-                    self._icon_button('remove_circle_outline', 'Remove this time range',
-                                      lambda i=i: self._remove_range(i), f'remove-range-{i}').classes('mt-4')
-            self.range_inputs[f'time_ranges.{i}'] = start
-        if self.editable:
-            self._icon_button('add', 'Add a time range', self._add_range, 'add-range')
-
-    def _time_input(self, label: str, target: dict[str, str], key: str) -> ui.input:
-        field = self._editable(ui.input(label).bind_value(target, key).classes('w-32'))
-        if self.editable:
-            with ui.menu().props('no-parent-event') as menu:
-                ui.time().bind_value(field)
-            with field.add_slot('append'):
-                ui.icon('schedule').on('click', menu.open).classes('cursor-pointer')
-        return field
-
-    def _add_range(self) -> None:
-        self.ranges.append({'start': '', 'end': ''})
-        self.ranges_section.refresh()
-
-    def _remove_range(self, index: int) -> None:
-        del self.ranges[index]
-        self.ranges_section.refresh()
 
     def _time_zone(self) -> None:
         mode = ui.radio(TIME_ZONE_MODES).bind_value(self, 'mode').props('inline')
@@ -185,10 +149,10 @@ class TemplateForm:
 
     def _step_buttons(self, index: int) -> None:
         if index > 0:
-            self._icon_button('arrow_upward', 'Move up', lambda: self._move_step(index, -1), f'move-up-{index}')
+            icon_button('arrow_upward', 'Move up', lambda: self._move_step(index, -1), f'move-up-{index}')
         if index < len(self.steps) - 1:
-            self._icon_button('arrow_downward', 'Move down', lambda: self._move_step(index, 1), f'move-down-{index}')
-        self._icon_button('delete', 'Remove this channel', lambda: self._remove_step(index), f'remove-step-{index}')
+            icon_button('arrow_downward', 'Move down', lambda: self._move_step(index, 1), f'move-down-{index}')
+        icon_button('delete', 'Remove this channel', lambda: self._remove_step(index), f'remove-step-{index}')
 
     def _step_field(self, channel: Channel, step: dict[str, Any], step_field: StepField) -> ui.element:
         if step_field.kind == 'sender':
@@ -248,7 +212,7 @@ class TemplateForm:
             ui.button('Cancel', on_click=lambda: ui.navigate.to('/templates')).props('flat')
 
     async def save(self) -> None:
-        data = TemplateInput(self.name, [(r['start'], r['end']) for r in self.ranges], self.mode, self.zone or '',
+        data = TemplateInput(self.name, self.time_ranges.values, self.mode, self.zone or '',
                              self.steps)
         try:
             if self.template:
@@ -256,7 +220,7 @@ class TemplateForm:
             else:
                 saved = await templates.create_template(self.actor, data)
         except ValidationError as error:
-            show_errors(error, {**self.inputs, **self.range_inputs, **self.step_inputs})
+            show_errors(error, {**self.inputs, **self.time_ranges.inputs, **self.step_inputs})
             return
         except HeraldError as error:
             ui.notify(str(error), type='negative')
