@@ -54,6 +54,7 @@ class Destination:
     callback_url: str | None = None
     callback_data: str | None = None
     group_id: str | None = None
+    flow_id: str | None = None
 
 
 @dataclass
@@ -374,7 +375,8 @@ class _Batch:
         variables = json.dumps(destination.variables, ensure_ascii=False, default=str) if destination.variables else '{}'
         ranges = self.ranges if destination.allowed_time_ranges is None else json.dumps(destination.allowed_time_ranges)
         return (
-            notification_id, self.bulk_id, destination.group_id or request.group_id, request.flow_id, self.task_id,
+            notification_id, self.bulk_id, destination.group_id or request.group_id,
+            destination.flow_id or request.flow_id, self.task_id,
             self.template_id, destination.external_id, destination.client_id, destination.messenger_user_id, phone,
             email, variables, destination.callback_url or request.callback_url,
             destination.callback_data or request.callback_data, request.use_short_links,

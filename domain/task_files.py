@@ -643,8 +643,7 @@ class CheckedRow:
     row: int
     destination: Destination
     contacts: phones.Contacts  # (E.164 phone or None, its country, normalized email or None)
-    flow_id: str | None = None  # the full list's flow and bulk ids (Destination has no fields for them)
-    bulk_id: str | None = None
+    bulk_id: str | None = None  # the full list's bulk id: not stored (a task's rows share the import's bulk id)
 
 
 def check_rows(rows: list[tuple[int, list[object]]], mapping: Mapping, rules: Rules) -> list[CheckedRow | RowProblem]:
@@ -731,8 +730,9 @@ class _Checker:
             client_id=row.get('client_id') or None, messenger_user_id=row.get('messenger_user_id') or None,
             variables=variables, steps=steps, send_at=self._send_at(cells) if self.scheduled else None,
             allowed_time_ranges=self._ranges(row),
-            callback_url=callback_url, callback_data=callback_data, group_id=row.get('group_id') or None)
-        return CheckedRow(number, destination, contacts, row.get('flow_id') or None, row.get('bulk_id') or None)
+            callback_url=callback_url, callback_data=callback_data, group_id=row.get('group_id') or None,
+            flow_id=row.get('flow_id') or None)
+        return CheckedRow(number, destination, contacts, row.get('bulk_id') or None)
 
     def _empty(self, key: str) -> _Problem:
         return _Problem(key, f'{self.names.get(key, key)} is empty.')

@@ -140,17 +140,21 @@ def _directory(token: str) -> Path:
     return settings().data_dir / 'tasks' / token
 
 
-async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str,
-                     template_id: str | None = None, task_id: str | None = None) -> FileCheck:
-    """Read and check every row of an uploaded task file (for a new task, or rows to add to task `task_id`). Raises
-    FileRejected when the file as a whole is unusable, ValidationError for a bad template choice."""
+async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str, template_id: str | None = None,
+                     task_id: str | None = None, time_zone: str = 'UTC') -> FileCheck:
+    """Read and check every row of an uploaded task file (for a new task, or rows to add to task `task_id`); rows'
+    start dates and times are read in `time_zone` (the task's). Raises FileRejected when the file as a whole is
+    unusable, ValidationError for a bad template choice or time zone."""
     actor.require(Permission.SEND)
     if upload.stat().st_size > task_files.MAX_FILE_BYTES:
         raise task_files.FileRejected(task_files.TOO_BIG)
     token = str(task_id) if task_id else str(uuid.uuid4())
     template = await _template(kind, template_id)
+    if time_zone not in templates.time_zones():
+        raise ValidationError({'time_zone': 'Choose the time zone of the task first.'})
     rules = task_files.Rules(kind=kind, template_steps=template.steps if template else None,
-                             approved_senders=await _approved_senders(), default_region=settings().default_region)
+                             approved_senders=await _approved_senders(), default_region=settings().default_region,
+                             time_zone=time_zone)
     directory = _directory(token) / uuid.uuid4().hex if task_id else _directory(token)
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / 'source.xlsx'

@@ -294,7 +294,7 @@ def test_full_row_channels_schedule_and_ids(tmp_path: Path) -> None:
     assert destination.allowed_time_ranges == [['09:00', '13:00'], ['14:00', '18:00']]
     assert destination.variables == {'First name': 'Anna', 'First_name': 'Anna'}
     assert destination.email == 'A@example.com' and destination.callback_data == '{"a": 1}'
-    assert result.flow_id == 'f-1'
+    assert destination.flow_id == 'f-1'
 
 
 def test_full_row_without_channels_uses_the_template_with_its_overrides(tmp_path: Path) -> None:

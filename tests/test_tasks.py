@@ -317,3 +317,20 @@ async def test_a_window_opened_by_an_edit_releases_the_waiting_messages(operator
         return await message_statuses(task_id) == [MessageStatus.DELIVERED] * 2
     await settle(dispatcher, delivered)
     await routes.close()
+
+
+async def test_start_times_in_a_file_are_read_in_the_tasks_time_zone(operator: Actor, tmp_path: Path) -> None:
+    path = tmp_path / 'full.xlsx'
+    workbook = openpyxl.Workbook()
+    workbook.active.append(['Phone', 'SMS sender', 'SMS text', 'Start date', 'Start time'])
+    workbook.active.append(['+79123456789', 'MyShop', 'See you', '2030-03-01', '09-30-00'])
+    workbook.save(path)
+    with pytest.raises(ValidationError):
+        await check_file(operator, TaskKind.FULL, path, 'full.xlsx', time_zone='Mars/Olympus')
+    check = await check_file(operator, TaskKind.FULL, path, 'full.xlsx', time_zone='Europe/Moscow')
+    task_id = (await tasks.create_task(operator, check, 'Spring', [], 'Europe/Moscow')).id
+    notification = await Notification.get(task_id=task_id)
+    assert notification.send_at == datetime(2030, 3, 1, 6, 30, tzinfo=timezone.utc)
+    await tasks.start_task(operator, task_id)
+    message = await Message.get(task_id=task_id)
+    assert message.status is MessageStatus.QUEUED and message.due_at == notification.send_at

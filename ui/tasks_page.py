@@ -483,7 +483,8 @@ class NewTaskDialog(TaskForm):
     async def _check(self, path: Path, filename: str) -> FileCheck:
         template_id = self.template.value if task_files.TEMPLATE_USE[self.kind] != 'none' else None
         try:
-            return await check_file(self.actor, self.kind, path, filename, template_id or None)
+            return await check_file(self.actor, self.kind, path, filename, template_id or None,
+                                    time_zone=self.zone.value or '')
         except ValidationError as error:
             if 'template' in error.errors and not self.template.is_deleted:
                 self.errors_at_fields(error)
@@ -539,7 +540,8 @@ class EditTaskDialog(TaskForm):
         self.dialog.open()
 
     async def _check(self, path: Path, filename: str) -> FileCheck:
-        return await check_file(self.actor, self.task.kind, path, filename, self.task.template_id, self.task.id)
+        return await check_file(self.actor, self.task.kind, path, filename, self.task.template_id, self.task.id,
+                                self.task.time_zone)
 
     def _update_buttons(self) -> None:
         if not self.editable:
