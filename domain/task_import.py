@@ -426,21 +426,26 @@ class Schedule:
 @asynccontextmanager
 async def outbox_copier(check: FileCheck, schedule: Schedule) -> AsyncIterator[Callable[[], Awaitable[int]]]:
     """A function that copies the check's staged rows into the outbox inside the caller's transaction (returning
-    the messages copied). On SQLite the staging databases are attached around it: ATTACH cannot run in a
-    transaction."""
+    the messages copied). On SQLite the staging databases are attached around that transaction: a database used in
+    a transaction cannot be detached before it ends."""
     now = datetime.now(timezone.utc)
     if sql.is_postgres():
         yield lambda: _copy_all(check, _copy_pickled, schedule, now)
         return
-    connection = sql.connection()._connection  # ATTACH is per connection: Tortoise's one SQLite connection
     aliases = {part.path: f'staged_{uuid.uuid4().hex[:12]}' for part in check.parts}
-    for path, alias in aliases.items():
-        await connection.execute(f'ATTACH DATABASE ? AS {alias}', [str(path)])
+    await _between_transactions([(f'ATTACH DATABASE ? AS {alias}', [str(path)]) for path, alias in aliases.items()])
     try:
         yield lambda: _copy_all(check, lambda path, *args: _copy_sqlite(aliases[path], *args), schedule, now)
     finally:
-        for alias in aliases.values():
-            await connection.execute(f'DETACH DATABASE {alias}')
+        await _between_transactions([(f'DETACH DATABASE {alias}', []) for alias in aliases.values()])
+
+
+async def _between_transactions(statements: list[tuple[str, list[Any]]]) -> None:
+    """Statements on Tortoise's one SQLite connection outside any transaction: they wait for the connection's lock,
+    which a task holds for the whole of its transaction."""
+    async with sql.connection().acquire_connection() as connection:
+        for statement, parameters in statements:
+            await connection.execute(statement, parameters)
 
 
 async def _copy_all(check: FileCheck, copy: Callable[..., Awaitable[int]], schedule: Schedule,

@@ -2,6 +2,7 @@
 it starts, pause and resume hold and release them, counters are exact, and deleting removes only unsent messages."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from helpers import make_actor
 from test_dispatch import INSTANT, engine, settle
 from test_task_files import rewrite_member, zip_bomb
+from tortoise.transactions import in_transaction
 
 from domain import history, sql, task_files, tasks
 from domain.auth import Actor
@@ -334,3 +336,21 @@ async def test_start_times_in_a_file_are_read_in_the_tasks_time_zone(operator: A
     await tasks.start_task(operator, task_id)
     message = await Message.get(task_id=task_id)
     assert message.status is MessageStatus.QUEUED and message.due_at == notification.send_at
+
+
+async def test_creating_a_task_while_another_transaction_is_open(operator: Actor, tmp_path: Path) -> None:
+    """The staged files are attached and detached between transactions on SQLite's one connection, while the
+    dispatcher or another user may hold one."""
+    check = await check_file(operator, TaskKind.SMS, sms_file(tmp_path / 'a.xlsx', sms_rows(2)), 'a.xlsx')
+    holding = asyncio.Event()
+
+    async def busy() -> None:
+        async with in_transaction():
+            await SenderName.filter(name='MyShop').update(comment='busy')
+            holding.set()
+            await asyncio.sleep(0.3)
+    other = asyncio.create_task(busy())
+    await holding.wait()
+    task = await tasks.create_task(operator, check, 'Meanwhile', [], 'UTC')
+    await other
+    assert task.counts.total == 2
