@@ -229,6 +229,8 @@ async def test_edit_a_task_and_add_rows(user: User) -> None:
     await eventually(lambda: names(user) == ['Spring sale'])
     user.find(marker='tasks').trigger('rowClick', [{}, row(user, 'Spring sale'), 0])
     await user.should_see('Change message sending task')
+    task_id = (await Task.get(name='Spring sale')).id
+    assert user.find(marker='task-messages').elements.pop().props['href'] == f'/history?task={task_id}&from=all'
     name = user.find(marker='task-name')
     name.clear().type('Summer sale')
     user.find(marker='range-start-0').clear().type('25:00')

@@ -521,6 +521,8 @@ class EditTaskDialog(TaskForm):
                      + (f' · template “{task.template_name}”' if task.template_name else '')
                      + (f' · from {task.source_filename}' if task.source_filename else '')) \
                 .classes('text-grey-8').mark('task-info')
+            ui.link('Show its messages in the notification history', f'/history?task={task.id}&from=all') \
+                .mark('task-messages')
             self._name(task.name, self.editable)
             self._limiter(task.allowed_time_ranges, task.time_zone, self.editable)
             if self.editable:
