@@ -4,7 +4,7 @@ The check reads the file and validates its rows in the worker processes, and bui
 write (its `_Batch`, in the workers too) into staging files. Creating the task then copies them into the outbox
 in one transaction: on SQLite by `INSERT … SELECT` from the attached staging database, which runs inside SQLite
 without a Python round trip per row (rows bound one by one from this process would fight the event loop for the
-GIL); on PostgreSQL by batched inserts. So a rejected file, or a check the operator cancels, creates nothing."""
+GIL); on PostgreSQL by COPY. So a rejected file, or a check the operator cancels, creates nothing."""
 from __future__ import annotations
 
 import asyncio
