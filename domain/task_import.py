@@ -169,7 +169,7 @@ async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str, 
                    sql.is_postgres(), directory)
         parts = list(await asyncio.gather(*(phones.in_worker(check_and_stage, path, mapping, rules, job)
                                             for path in read.slices)))
-        problems = sorted(await _drop_repeats(parts, job) + [p for part in parts for p in part.problems],
+        problems = sorted(await _drop_repeats(parts, job, task_id) + [p for part in parts for p in part.problems],
                           key=lambda p: p.row)
         if problems:
             await phones.in_worker(write_problems, problems, read, directory / 'invalid-rows.xlsx')
@@ -253,11 +253,12 @@ async def _suppressed() -> set[tuple[SuppressionKind, str]]:
     return {(SuppressionKind(kind), value) for kind, value in await Suppression.all().values_list('kind', 'value')}
 
 
-async def _drop_repeats(parts: list[Staged], job: _Job) -> list[task_files.RowProblem]:
-    """Rows that repeat an earlier row's phone, email or messenger id are problems (a task reaches a recipient once);
-    they are found once every worker has staged its share, and taken out of the staging files."""
+async def _drop_repeats(parts: list[Staged], job: _Job, task_id: str | None) -> list[task_files.RowProblem]:
+    """Rows that repeat an earlier row's phone, email or messenger id, or a recipient the task already has (rows
+    added from another file), are problems: a task reaches a recipient once. They are found once every worker has
+    staged its share, and taken out of the staging files."""
     problems: list[task_files.RowProblem] = []
-    seen: dict[tuple[str, str], int] = {}
+    seen = await _task_recipients(task_id) if task_id else {}
     for i, part in enumerate(parts):
         repeated: dict[int, str] = {}
         await asyncio.sleep(0)  # other users' requests get a turn between parts
@@ -266,11 +267,20 @@ async def _drop_repeats(parts: list[Staged], job: _Job) -> list[task_files.RowPr
             if key is None:
                 seen.update(dict.fromkeys(keys, row))
                 continue
-            problems.append(task_files.RowProblem(row, key[0], f'the same {CONTACT_LABELS[key[0]]} as row {seen[key]}'))
+            earlier = f'row {seen[key]}' if seen[key] else 'a row the task already has'
+            problems.append(task_files.RowProblem(row, key[0], f'the same {CONTACT_LABELS[key[0]]} as {earlier}'))
             repeated[row] = notification_id
         if repeated:
             parts[i] = await phones.in_worker(drop_staged, part, repeated, job.postgres)
     return problems
+
+
+async def _task_recipients(task_id: str) -> dict[tuple[str, str], int]:
+    """The contacts of a task's recipients, as `_drop_repeats` keys them (row 0: from an earlier file)."""
+    rows = await sql.execute_rows('SELECT phone, email, messenger_user_id FROM notifications WHERE task_id = ?',
+                                  [task_id])
+    return {(name, value): 0 for row in rows
+            for name, value in zip(('phone', 'email', 'messenger_user_id'), row) if value}
 
 
 @dataclass(frozen=True)

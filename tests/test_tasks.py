@@ -180,8 +180,10 @@ async def test_deleting_removes_unsent_messages_and_keeps_sent_ones_in_the_histo
 async def test_rows_added_to_a_running_task_are_queued_at_once(operator: Actor, tmp_path: Path) -> None:
     task_id = await new_task(operator, tmp_path, sms_rows(2))
     await tasks.start_task(operator, task_id)
-    more = await check_file(operator, TaskKind.SMS, sms_file(tmp_path / 'more.xlsx', sms_rows(2, start=10)),
+    again = {'phone': '8 912 345 00 01', 'sender': 'MyShop', 'text': 'Again?'}  # the first file's row 3
+    more = await check_file(operator, TaskKind.SMS, sms_file(tmp_path / 'more.xlsx', sms_rows(2, start=10) + [again]),
                             'more.xlsx', task_id=task_id)
+    assert [(p.row, p.reason) for p in more.problems] == [(4, 'the same phone as a row the task already has')]
     view = await tasks.add_rows(operator, task_id, more)
     assert view.counts.total == 4
     assert await message_statuses(task_id) == [MessageStatus.QUEUED] * 4
