@@ -30,6 +30,7 @@ from .channels import Channel
 from .enqueue import Destination, contact_field
 from .errors import ValidationError
 from .models import TaskKind
+from .task_files_ru import RUSSIAN
 
 MAX_FILE_BYTES = 30 * 1024 * 1024
 MAX_UNPACKED_BYTES = 400 * 1024 * 1024
@@ -137,11 +138,11 @@ REQUIRED = _column('required', 'Required', 'Обязательно', 'true or fa
 
 SMS_SENDER = _column('sender', 'Sender', 'Имя отправителя',
                      'Up to 11 Latin letters, digits, spaces or . - _, or up to 15 digits', 'MyShop',
-                     'An approved SMS sender name (Senders page).')
+                     'An approved SMS sender name (the Sender names page).')
 SMS_TEXT = _column('text', 'Text', 'Текст сообщения', 'Up to 4000 characters; a long text goes as several parts',
                    'Your order 1001 is ready for pickup.', 'The SMS text.')
 VIBER_SENDER = _column('sender', 'Sender', 'Имя отправителя', 'Up to 64 characters', 'MyShop',
-                       'An approved Viber sender name (Senders page).')
+                       'An approved Viber sender name (the Sender names page).')
 VIBER_TEXT = _column('text', 'Text', 'Текст сообщения', 'Up to 1000 characters', '20% off everything this week!',
                      'The Viber promotional message.')
 IMAGE_URL = _column('image_url', 'Image URL', 'Ссылка на изображение', _URL, 'https://example.com/sale.png',
@@ -316,14 +317,25 @@ def _header(column: Column, language: str) -> str:
 def _write_explanations(sheet: Any, kind: TaskKind, language: str, headings: tuple[str, ...],
                         yes_no: tuple[str, str]) -> None:
     rows = [list(headings)]
-    rows += [[_header(column, language), yes_no[0] if column.required else yes_no[1], column.format, column.example,
-              column.description] for column in COLUMNS[kind]]
+    rows += [[_header(column, language), yes_no[0] if column.required else yes_no[1], _said(column.format, language),
+              column.example, _said(column.description, language)] for column in COLUMNS[kind]]
     notes = [_TEMPLATE_NOTES[TEMPLATE_USE[kind]], _VARIABLE_NOTE if kind in VARIABLE_KINDS else '']
-    rows += [[note] for note in notes if note]
+    rows += [[_said(note, language)] for note in notes if note]
     for number, values in enumerate(rows, start=1):
         _write_row(sheet, number, values, bold=number == 1)
     _fit_widths(sheet, rows)
     sheet.freeze_panes = 'A2'
+
+
+def explanations(kind: TaskKind) -> list[str]:
+    """Every English text the explanation sheet of `kind` shows (each has a Russian one in task_files_ru)."""
+    notes = [_TEMPLATE_NOTES[TEMPLATE_USE[kind]], _VARIABLE_NOTE if kind in VARIABLE_KINDS else '']
+    return [text for column in COLUMNS[kind] for text in (column.format, column.description)] + \
+        [note for note in notes if note]
+
+
+def _said(text: str, language: str) -> str:
+    return RUSSIAN[text] if language == 'ru' else text
 
 
 def _write_row(sheet: Any, number: int, values: list[str], bold: bool = False) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ from domain import task_files as tf
 from domain import templates
 from domain.channels import Channel
 from domain.models import TaskKind
+from domain.task_files_ru import RUSSIAN
 
 APPROVED = {'sms': frozenset({'MyShop'}), 'viber': frozenset({'MyShop'})}
 TEMPLATE = [{'channel': 'sms', 'from': 'MyShop', 'text': 'Hello, {{name}}!', 'validityPeriod': None,
@@ -341,3 +343,11 @@ def test_problems_workbook_keeps_formula_like_text_as_text(tmp_path: Path) -> No
     assert sheet['F2'].data_type == 's' and sheet.max_row == 2
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert b'<f>' not in archive.read('xl/worksheets/sheet1.xml')
+
+
+@pytest.mark.parametrize('kind', list(TaskKind))
+def test_the_russian_explanations_are_all_in_russian(kind: TaskKind) -> None:
+    assert [text for text in tf.explanations(kind) if text not in RUSSIAN] == []
+    sheet = openpyxl.load_workbook(io.BytesIO(tf.template_workbook(kind, 'ru')))['Колонки']
+    descriptions = [row[4] for row in sheet.iter_rows(min_row=2, values_only=True) if row[4]]
+    assert descriptions and all(re.search('[а-яё]', text, re.IGNORECASE) for text in descriptions)
