@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -73,6 +74,13 @@ class Tally:
         else:
             self.unpriced += count
 
+    @classmethod
+    def total(cls, tallies: Iterable[Tally]) -> Tally:
+        total = cls()
+        for tally in tallies:
+            total += tally
+        return total
+
     def __iadd__(self, other: Tally) -> Tally:
         return self._merge(other, 1)
 
@@ -104,10 +112,7 @@ class Estimate:
 
     def total(self, kind: str) -> Tally:
         """The sum of every channel's 'first' or 'fallback' tally."""
-        tally = Tally()
-        for channel in self.channels:
-            tally += getattr(channel, kind)
-        return tally
+        return Tally.total(getattr(channel, kind) for channel in self.channels)
 
     @property
     def skipped(self) -> int:

@@ -37,7 +37,7 @@ from .enqueue import (
     _Batch,
     _Contacts,
 )
-from .errors import NotFound, ValidationError
+from .errors import ValidationError
 from .models import SenderName, SenderStatus, Suppression, SuppressionKind, Task, TaskKind, Template
 from .sending import Tally
 from .statuses import MessageStatus
@@ -109,10 +109,8 @@ class FileCheck:
         return sorted((row for part in self.parts for row in part.preview), key=lambda r: r.row)[:PREVIEW_ROWS]
 
     def tally(self, kind: str) -> Tally:
-        total = Tally()
-        for part in self.parts:
-            total += getattr(part, kind)
-        return total
+        """The sum of every part's 'first' or 'fallback' tally."""
+        return Tally.total(getattr(part, kind) for part in self.parts)
 
     @property
     def channels(self) -> dict[str, int]:
@@ -149,7 +147,7 @@ async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str, 
     if upload.stat().st_size > task_files.MAX_FILE_BYTES:
         raise task_files.FileRejected(task_files.TOO_BIG)
     token = str(task_id) if task_id else str(uuid.uuid4())
-    template = await _template(kind, template_id)
+    template = await _template(actor, kind, template_id)
     if time_zone not in templates.time_zones():
         raise ValidationError({'time_zone': 'Choose the time zone of the task first.'})
     rules = task_files.Rules(kind=kind, template_steps=template.steps if template else None,
@@ -219,7 +217,7 @@ def write_problems(problems: list[task_files.RowProblem], read: _Read, target: P
     target.write_bytes(task_files.problems_workbook(problems, task_files.Table(read.headers, rows)))
 
 
-async def _template(kind: TaskKind, template_id: str | None) -> Template | None:
+async def _template(actor: Actor, kind: TaskKind, template_id: str | None) -> Template | None:
     use = task_files.TEMPLATE_USE[kind]
     if not template_id:
         if use == 'required':
@@ -227,18 +225,7 @@ async def _template(kind: TaskKind, template_id: str | None) -> Template | None:
         return None
     if use == 'none':
         return None
-    template = await Template.get_or_none(id=template_id) if _is_uuid(template_id) else None
-    if template is None:
-        raise NotFound(f'There is no template {template_id}.')
-    return template
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-        return True
-    except ValueError:
-        return False
+    return await templates.get_template(actor, template_id)
 
 
 async def _approved_senders() -> dict[str, frozenset[str]]:
@@ -440,14 +427,20 @@ async def outbox_copier(check: FileCheck, schedule: Schedule) -> AsyncIterator[C
     a transaction cannot be detached before it ends."""
     now = datetime.now(timezone.utc)
     if sql.is_postgres():
-        yield lambda: _copy_all(check, _copy_pickled, schedule, now)
+        async def copy_pickled() -> int:
+            return sum([await _copy_pickled(part.path, schedule, now) for part in check.parts])
+        yield copy_pickled
         return
-    aliases = {part.path: f'staged_{uuid.uuid4().hex[:12]}' for part in check.parts}
-    await _between_transactions([(f'ATTACH DATABASE ? AS {alias}', [str(path)]) for path, alias in aliases.items()])
+    aliases = [f'staged_{uuid.uuid4().hex[:12]}' for _ in check.parts]
+    await _between_transactions([(f'ATTACH DATABASE ? AS {alias}', [str(part.path)])
+                                 for part, alias in zip(check.parts, aliases)])
+
+    async def copy_attached() -> int:
+        return sum([await _copy_sqlite(alias, schedule, now) for alias in aliases])
     try:
-        yield lambda: _copy_all(check, lambda path, *args: _copy_sqlite(aliases[path], *args), schedule, now)
+        yield copy_attached
     finally:
-        await _between_transactions([(f'DETACH DATABASE {alias}', []) for alias in aliases.values()])
+        await _between_transactions([(f'DETACH DATABASE {alias}', []) for alias in aliases])
 
 
 async def _between_transactions(statements: list[tuple[str, list[Any]]]) -> None:
@@ -456,11 +449,6 @@ async def _between_transactions(statements: list[tuple[str, list[Any]]]) -> None
     async with sql.connection().acquire_connection() as connection:
         for statement, parameters in statements:
             await connection.execute(statement, parameters)
-
-
-async def _copy_all(check: FileCheck, copy: Callable[..., Awaitable[int]], schedule: Schedule,
-                    now: datetime) -> int:
-    return sum([await copy(part.path, schedule, now) for part in check.parts])
 
 
 async def _copy_sqlite(alias: str, schedule: Schedule, now: datetime) -> int:
@@ -539,7 +527,7 @@ async def discard_abandoned_checks() -> int:
     root = settings().data_dir / 'tasks'
     cutoff = time.time() - ABANDONED_AFTER.total_seconds()
     old = await asyncio.to_thread(_older_than, root, cutoff)
-    tasks = {str(task_id) for task_id in await Task.filter(id__in=[d.name for d in old if _is_uuid(d.name)])
+    tasks = {str(task_id) for task_id in await Task.filter(id__in=[d.name for d in old if templates.parse_id(d.name)])
              .values_list('id', flat=True)}
     abandoned = [d for d in old if d.name not in tasks] + \
         [path for d in old if d.name in tasks for path in d.glob('**/staged-*')]

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
-from . import audit, events, sql, task_files
+from . import audit, events, sql, task_files, templates
 from .auth import Actor, Permission
 from .delivery import StatusChange, change_status
 from .errors import NotFound, ValidationError
@@ -159,10 +159,7 @@ async def get_task(actor: Actor, task_id: str | uuid.UUID) -> TaskView:
 
 
 async def _task(task_id: str | uuid.UUID) -> Task:
-    try:
-        parsed = uuid.UUID(str(task_id))
-    except ValueError:
-        parsed = None
+    parsed = templates.parse_id(task_id)
     task = await Task.get_or_none(id=parsed) if parsed else None
     if task is None:
         raise NotFound(f'There is no task {task_id}.')
@@ -272,7 +269,7 @@ async def update_task(actor: Actor, task_id: str, name: str, allowed_time_ranges
         return await get_task(actor, task.id)
     async with in_transaction():
         await Task.filter(id=task.id).update(**after)
-        if 'name' not in changes or len(changes) > 1:
+        if changes.keys() - {'name'}:  # the time limiter changed
             await sql.execute('UPDATE notifications SET allowed_time_ranges = ?, time_zone = ? WHERE task_id = ?',
                               [schedule.allowed_time_ranges, schedule.time_zone, str(task.id)])
         await audit.record(actor, 'update', ENTITY, task.id, f'Changed task “{name}”', changes)

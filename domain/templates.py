@@ -313,7 +313,7 @@ def schedule_label(template: Template) -> str:
 
 # --- service -----------------------------------------------------------------------------------------------------
 
-def _parse_id(value: uuid.UUID | str) -> uuid.UUID | None:
+def parse_id(value: uuid.UUID | str) -> uuid.UUID | None:
     if isinstance(value, uuid.UUID):
         return value
     try:
@@ -328,7 +328,7 @@ async def search_templates(actor: Actor, query: str = '', sort: str = 'created_a
     actor.require(Permission.VIEW)
     queryset = Template.all()
     query = (query or '').strip()
-    if template_id := _parse_id(query):
+    if template_id := parse_id(query):
         queryset = queryset.filter(id=template_id)
     elif query:
         queryset = queryset.filter(name__icontains=query)
@@ -341,7 +341,7 @@ async def search_templates(actor: Actor, query: str = '', sort: str = 'created_a
 
 async def get_template(actor: Actor, template_id: uuid.UUID | str) -> Template:
     actor.require(Permission.VIEW)
-    parsed = _parse_id(template_id)
+    parsed = parse_id(template_id)
     template = await Template.get_or_none(id=parsed) if parsed else None
     if template is None:
         raise NotFound(f'There is no template with id “{template_id}”.')
