@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -170,7 +171,10 @@ class RouteTable:
         """The domain event's listener: reload soon. Changes that come during a reload lead to one more."""
         self._stale = True
         if self._reloader is None or self._reloader.done():
-            self._reloader = asyncio.create_task(self._reload(), name='herald-route-reload')
+            # A fresh context: the change may be published inside its transaction (a configuration applied at
+            # start), whose connection the reload must not share.
+            self._reloader = asyncio.create_task(self._reload(), name='herald-route-reload',
+                                                 context=contextvars.Context())
 
     async def _reload(self) -> None:
         while self._stale:
