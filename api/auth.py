@@ -6,7 +6,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.responses import JSONResponse, Response
 
 from domain import auth
-from domain.auth import Actor
+from domain.auth import Actor, Scope
 
 PUBLIC_API_PATHS = frozenset({'/api/docs', '/api/openapi.json'})
 
@@ -36,3 +36,13 @@ def api_actor(request: Request) -> Actor:
     if actor is None:
         raise HTTPException(status_code=401, detail='Not authenticated')
     return actor
+
+
+def scoped(scope: Scope):
+    """FastAPI dependency for a route that needs `scope`: the authenticated actor, or 403 when its key lacks it."""
+    def actor_with_scope(request: Request) -> Actor:
+        actor = api_actor(request)
+        if not actor.has_scope(scope):
+            raise HTTPException(status_code=403, detail=f'This API key lacks the scope "{scope.value}".')
+        return actor
+    return actor_with_scope

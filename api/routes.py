@@ -5,9 +5,10 @@ from fastapi import FastAPI
 
 from scheduler.routes import RouteTable
 
-from . import templates, webhooks
+from . import errors, templates, webhooks
 
 
 def create(app: FastAPI, routes: RouteTable) -> None:
+    errors.install(app)
     app.include_router(templates.router, prefix='/api/v1')
     app.include_router(webhooks.router(routes))

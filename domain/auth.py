@@ -32,6 +32,24 @@ class Permission(Enum):
     MANAGE_USERS = 'manage users'
 
 
+class Scope(str, Enum):
+    """What an API key may do over the API (a user's token may do what the user's role permits)."""
+    MESSAGES_SEND = 'messages:send'
+    MESSAGES_READ = 'messages:read'
+    PHONES_CHECK = 'phones:check'
+    TEMPLATES_READ = 'templates:read'
+    TEMPLATES_WRITE = 'templates:write'
+    TASKS_READ = 'tasks:read'
+    TASKS_WRITE = 'tasks:write'
+    SETTINGS_READ = 'settings:read'
+    SETTINGS_WRITE = 'settings:write'
+
+    @property
+    def label(self) -> str:
+        noun, verb = self.value.split(':')
+        return f'{verb.capitalize()} {noun}'
+
+
 _OPERATOR = {Permission.VIEW, Permission.MANAGE_TEMPLATES, Permission.SEND, Permission.REQUEST_SENDER}
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.VIEW}),
@@ -47,9 +65,13 @@ class Actor:
     role: Role
     user_id: int | None = None
     api_key_id: int | None = None
+    scopes: frozenset[Scope] = frozenset(Scope)
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]
+
+    def has_scope(self, scope: Scope) -> bool:
+        return scope in self.scopes
 
     def require(self, permission: Permission) -> None:
         if not self.can(permission):

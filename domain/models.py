@@ -76,6 +76,7 @@ class ApiKey(Model):
     prefix = fields.CharField(max_length=16)
     key_hash = fields.CharField(max_length=64, unique=True)
     scopes = fields.JSONField(default=list)
+    rate_limit_per_minute = fields.IntField(default=600)
     created_by = fields.ForeignKeyField('models.User', null=True, on_delete=fields.SET_NULL, related_name=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     last_used_at = fields.DatetimeField(null=True)
@@ -177,6 +178,7 @@ class Task(Model):
     source_filename = fields.CharField(max_length=255, default='')
     allowed_time_ranges = fields.JSONField(default=list)
     time_zone = fields.CharField(max_length=64, default='UTC')
+    use_short_links = fields.BooleanField(default=False)
     total_count = fields.IntField(default=0)
     processed_count = fields.IntField(default=0)
     in_progress_count = fields.IntField(default=0)
@@ -354,7 +356,8 @@ class ShortLink(Model):
 
     class Meta:
         table = 'short_links'
-        indexes = (PresentIndex(fields=('message_id',)),)  # the history report's short links of each message
+        indexes = (PresentIndex(fields=('message_id',)),  # the history report's short links of each message
+                   PresentIndex(fields=('task_id',)))
 
 
 class Suppression(Model):
@@ -368,3 +371,46 @@ class Suppression(Model):
     class Meta:
         table = 'suppressions'
         unique_together = (('kind', 'value'),)
+
+
+class IdempotentRequest(Model):
+    """The first answer to a POST sent with an `Idempotency-Key` header, returned again when it is retried."""
+    id = fields.BigIntField(primary_key=True)
+    owner = fields.CharField(max_length=64)  # whose key: 'key:<api key id>' or 'user:<user id>'
+    key = fields.CharField(max_length=255)
+    method = fields.CharField(max_length=8)
+    path = fields.CharField(max_length=500)
+    fingerprint = fields.CharField(max_length=64)  # SHA-256 of the body: the same key with another body is refused
+    status_code = fields.IntField(null=True)  # None while the first request is still being answered
+    body = fields.TextField(default='')
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = 'idempotent_requests'
+        unique_together = (('owner', 'key'),)
+
+
+class BulkUploadStatus(str, Enum):
+    PROCESSING = 'processing'
+    COMPLETED = 'completed'
+    FAILED = 'failed'
+
+
+class BulkUpload(Model):
+    """An Excel file of messages sent through `POST /api/v1/messages/bulk`, and what became of it."""
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    filename = fields.CharField(max_length=255, default='')
+    status = fields.CharEnumField(BulkUploadStatus, max_length=16, default=BulkUploadStatus.PROCESSING)
+    bulk_id = fields.CharField(max_length=64)
+    task = fields.ForeignKeyField('models.Task', null=True, on_delete=fields.SET_NULL, related_name=False)
+    total_rows = fields.IntField(default=0)
+    accepted_rows = fields.IntField(default=0)
+    rejected_rows = fields.IntField(default=0)
+    problems = fields.JSONField(default=list)  # [{row, column, reason}], the first ones
+    error = fields.CharField(max_length=500, default='')
+    owner = fields.CharField(max_length=64)  # as IdempotentRequest.owner: only its owner reads it
+    created_at = fields.DatetimeField(auto_now_add=True)
+    completed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = 'bulk_uploads'
