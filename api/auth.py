@@ -8,7 +8,9 @@ from starlette.responses import JSONResponse, Response
 from domain import auth
 from domain.auth import Actor, Scope
 
-PUBLIC_API_PATHS = frozenset({'/api/docs', '/api/openapi.json'})
+from .docs import DOCS_PATH, OPENAPI_PATH
+
+PUBLIC_API_PATHS = frozenset({DOCS_PATH, OPENAPI_PATH})
 
 
 def _unauthorized(message: str) -> JSONResponse:

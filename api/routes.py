@@ -5,10 +5,11 @@ from fastapi import FastAPI
 
 from scheduler.routes import RouteTable
 
-from . import errors, templates, webhooks
+from . import docs, errors, templates, webhooks
 
 
 def create(app: FastAPI, routes: RouteTable) -> None:
     errors.install(app)
+    docs.install(app)
     app.include_router(templates.router, prefix='/api/v1')
     app.include_router(webhooks.router(routes))

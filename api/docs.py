@@ -1,0 +1,37 @@
+"""The API's OpenAPI description at /api/openapi.json and its Swagger UI at /api/docs (both public)."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+
+OPENAPI_PATH = '/api/openapi.json'
+DOCS_PATH = '/api/docs'
+_DESCRIPTION = ('Herald\'s REST API, in the wire format of the Twin notification API. Every call sends '
+                '`Authorization: Bearer <API key or token>`; get a token with `POST /api/v1/auth/login`. '
+                'A retried POST with the same `Idempotency-Key` header returns the first answer.')
+
+
+def schema(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document of the /api/ routes only (pages and internal routes are not part of the API)."""
+    if app.openapi_schema is None:
+        document = get_openapi(title='Herald API', version='1', description=_DESCRIPTION, routes=app.routes)
+        document['paths'] = {path: item for path, item in document['paths'].items() if path.startswith('/api/')}
+        document.setdefault('components', {})['securitySchemes'] = {
+            'bearer': {'type': 'http', 'scheme': 'bearer', 'description': 'An API key (hk_...) or a token.'}}
+        document['security'] = [{'bearer': []}]
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def install(app: FastAPI) -> None:
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(schema(app))
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_PATH, title='Herald API')
