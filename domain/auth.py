@@ -1,4 +1,4 @@
-"""Users, roles, sign-in with throttling, and API keys."""
+"""Users, roles, sign-in with throttling, API tokens (JWT) and API keys."""
 from __future__ import annotations
 
 import hashlib
@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 
+import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 
-from .errors import LoginThrottled, PermissionDenied, ValidationError
+from .config import settings
+from .errors import LoginThrottled, NotFound, PermissionDenied, ValidationError
 from .models import ApiKey, Role, User
 from .phones import is_valid_email
 
@@ -20,6 +22,13 @@ MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
 MIN_PASSWORD_LENGTH = 8
 API_KEY_PREFIX = 'hk_'
+ALL_SCOPES = '*'
+DEFAULT_RATE_LIMIT = 600
+MAX_RATE_LIMIT = 100_000
+USER_RATE_LIMIT = 3000  # requests a minute with a user's token: generous, it only stops a runaway client
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # a key's last_used_at is written at most this often
+TOKEN_TTL, MIN_TOKEN_TTL, MAX_TOKEN_TTL = 3600, 60, 86400  # seconds
+REFRESH_TOKEN_TTL = timedelta(days=30)
 
 
 class Permission(Enum):
@@ -66,6 +75,7 @@ class Actor:
     user_id: int | None = None
     api_key_id: int | None = None
     scopes: frozenset[Scope] = frozenset(Scope)
+    rate_limit_per_minute: int = USER_RATE_LIMIT
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]
@@ -169,24 +179,146 @@ async def active_user(user_id: int | None, session_version: int | None) -> User 
     return user
 
 
+@dataclass(frozen=True)
+class TokenPair:
+    auth_token: str
+    refresh_token: str
+
+
+def _signing_key() -> bytes:
+    """Derived from the app secret, so that tokens and session cookies never share a key."""
+    return hashlib.sha256(b'herald api tokens\0' + settings().secret.encode()).digest()
+
+
+def _token(user: User, kind: str, lifetime: timedelta) -> str:
+    issued = now()
+    claims = {'sub': str(user.id), 'sv': user.session_version, 'typ': kind, 'iat': issued, 'exp': issued + lifetime}
+    return jwt.encode(claims, _signing_key(), algorithm='HS256')
+
+
+def _check_ttl(ttl: int) -> None:
+    if not MIN_TOKEN_TTL <= ttl <= MAX_TOKEN_TTL:
+        raise ValidationError({'ttl': f'The lifetime must be {MIN_TOKEN_TTL}..{MAX_TOKEN_TTL} seconds.'})
+
+
+def issue_tokens(user: User, ttl: int = TOKEN_TTL) -> TokenPair:
+    """An auth token living `ttl` seconds and a refresh token; both end when the user's sessions end."""
+    _check_ttl(ttl)
+    return TokenPair(_token(user, 'auth', timedelta(seconds=ttl)), _token(user, 'refresh', REFRESH_TOKEN_TTL))
+
+
+async def login(email: str, password: str, ttl: int = TOKEN_TTL) -> TokenPair | None:
+    """Tokens for these credentials, or None when they are wrong (LoginThrottled while the account is locked)."""
+    _check_ttl(ttl)  # before the sign-in attempt, so that a bad ttl does not count as a failed sign-in
+    try:
+        user = await authenticate(email, password)
+    except ValidationError:
+        return None
+    return issue_tokens(user, ttl)
+
+
+async def _user_of_token(token: str, kind: str) -> User | None:
+    try:
+        claims = jwt.decode(token, _signing_key(), algorithms=['HS256'],
+                            options={'require': ['exp', 'sub', 'typ', 'sv']})
+    except jwt.InvalidTokenError:
+        return None
+    if claims['typ'] != kind or not str(claims['sub']).isdigit() or not isinstance(claims['sv'], int):
+        return None
+    return await active_user(int(claims['sub']), claims['sv'])
+
+
+async def refresh(refresh_token: str, ttl: int = TOKEN_TTL) -> TokenPair | None:
+    """A new pair for a valid refresh token of a still active user, or None."""
+    user = await _user_of_token(refresh_token, 'refresh')
+    return None if user is None else issue_tokens(user, ttl)
+
+
+async def actor_for_token(token: str) -> Actor | None:
+    """The caller behind a bearer token: an API key (hk_...) or a user's auth token; None if invalid or revoked."""
+    if token.startswith(API_KEY_PREFIX):
+        return await actor_for_api_key(token)
+    user = await _user_of_token(token, 'auth')
+    return None if user is None else Actor.of(user)
+
+
 def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create_api_key(name: str, created_by: User | None = None, scopes: list[str] | None = None) -> tuple[ApiKey, str]:
-    """A new API key and its secret, shown once; only its SHA-256 is stored (it is random, so no slow hash)."""
-    name = name.strip()
+def _valid_key_input(name: str, scopes: list[str], rate_limit_per_minute: int) -> dict[str, str]:
+    errors = {}
     if not name:
-        raise ValidationError({'name': 'Give the key a name.'})
+        errors['name'] = 'Give the key a name.'
+    elif len(name) > 200:
+        errors['name'] = 'Keep the name under 200 characters.'
+    if scopes != [ALL_SCOPES] and not set(scopes) <= {scope.value for scope in Scope}:
+        errors['scopes'] = 'Choose scopes from the list.'
+    elif not scopes:
+        errors['scopes'] = 'Choose at least one scope.'
+    if not 1 <= rate_limit_per_minute <= MAX_RATE_LIMIT:
+        errors['rate_limit_per_minute'] = f'Allow 1 to {MAX_RATE_LIMIT:,} requests a minute.'
+    return errors
+
+
+async def create_api_key(name: str, scopes: list[str] | None = None, rate_limit_per_minute: int = DEFAULT_RATE_LIMIT,
+                         actor: Actor = SYSTEM) -> tuple[ApiKey, str]:
+    """A new API key and its secret, shown once; only its SHA-256 is stored (it is random, so no slow hash).
+    Without scopes the key may do everything; the command line creates keys as SYSTEM."""
+    actor.require(Permission.MANAGE_SETTINGS)
+    name = name.strip()
+    scopes = [ALL_SCOPES] if scopes is None else list(dict.fromkeys(getattr(s, 'value', s) for s in scopes))
+    if errors := _valid_key_input(name, scopes, rate_limit_per_minute):
+        raise ValidationError(errors)
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    key = await ApiKey.create(name=name, prefix=secret[:10], key_hash=_hash_key(secret),
-                              scopes=scopes or ['*'], created_by=created_by)
+    key = await ApiKey.create(name=name, prefix=secret[:10], key_hash=_hash_key(secret), scopes=scopes,
+                              rate_limit_per_minute=rate_limit_per_minute, created_by_id=actor.user_id)
+    state = {'name': name, 'scopes': scopes, 'rate_limit_per_minute': rate_limit_per_minute}
+    await _audit(actor, 'create', key, f'Created API key {name}', {field: [None, v] for field, v in state.items()})
     return key, secret
 
 
+async def list_api_keys(actor: Actor) -> list[ApiKey]:
+    """All keys, newest first, with `created_by` fetched."""
+    actor.require(Permission.MANAGE_SETTINGS)
+    return await ApiKey.all().order_by('-created_at', '-id').prefetch_related('created_by')
+
+
+async def revoke_api_key(actor: Actor, key_id: int) -> ApiKey:
+    """Revoke a key: the next request with it is refused."""
+    actor.require(Permission.MANAGE_SETTINGS)
+    key = await ApiKey.get_or_none(id=key_id)
+    if key is None:
+        raise NotFound('This API key no longer exists.')
+    if key.revoked_at is None:
+        key.revoked_at = now()
+        await key.save(update_fields=['revoked_at'])
+        await _audit(actor, 'revoke', key, f'Revoked API key {key.name}',
+                     {'revoked_at': [None, key.revoked_at.isoformat()]})
+    return key
+
+
+async def _audit(actor: Actor, action: str, key: ApiKey, summary: str, changes: dict[str, list]) -> None:
+    from . import audit  # audit imports Actor from this module
+    await audit.record(actor, action, 'api_key', key.id, summary, changes)
+
+
+def key_scopes(key: ApiKey) -> frozenset[Scope]:
+    if ALL_SCOPES in key.scopes:
+        return frozenset(Scope)
+    return frozenset(scope for scope in Scope if scope.value in key.scopes)
+
+
 async def actor_for_api_key(secret: str) -> Actor | None:
+    """The key's actor: its scopes limit what it may call; it acts as an operator, or as an admin when it may
+    change settings (settings services need the admin's permission)."""
     key = await ApiKey.get_or_none(key_hash=_hash_key(secret), revoked_at=None)
     if key is None:
         return None
-    await ApiKey.filter(id=key.id).update(last_used_at=now())
-    return Actor(label=f'API key {key.name}', role=Role.OPERATOR, api_key_id=key.id)
+    moment = now()
+    if key.last_used_at is None or moment - key.last_used_at >= LAST_USED_RESOLUTION:
+        await ApiKey.filter(id=key.id).update(last_used_at=moment)
+    scopes = key_scopes(key)
+    role = Role.ADMIN if Scope.SETTINGS_WRITE in scopes else Role.OPERATOR
+    return Actor(label=f'API key {key.name}', role=role, api_key_id=key.id, scopes=scopes,
+                 rate_limit_per_minute=key.rate_limit_per_minute)

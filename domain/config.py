@@ -20,6 +20,7 @@ class Settings:
     currency: str
     dispatch_lease_seconds: int
     callback_secret: str  # signs client callbacks (domain/callbacks.py)
+    email_tracking: bool = True  # HTML emails get an open pixel and counted links (domain/links.py)
 
     @property
     def is_sqlite(self) -> bool:
@@ -55,6 +56,7 @@ def load_settings() -> Settings:
         currency=os.environ.get('HERALD_CURRENCY', 'EUR').upper(),
         dispatch_lease_seconds=int(os.environ.get('HERALD_DISPATCH_LEASE_SECONDS', '120')),
         callback_secret=_secret(data_dir, 'HERALD_CALLBACK_SECRET', 'callback.key'),
+        email_tracking=os.environ.get('HERALD_EMAIL_TRACKING', 'on').strip().lower() not in ('off', 'false', '0', 'no'),
     )
 
 

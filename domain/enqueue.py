@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from tortoise.transactions import in_transaction
 
-from . import events, phones, sms, sql, tariffs, templates
+from . import events, links, phones, sms, sql, tariffs, templates
 from .auth import Actor, Permission
 from .channels import Channel
 from .config import settings
@@ -134,18 +134,18 @@ async def enqueue(actor: Actor, request: SendRequest,
         for part in sql.chunks(range(len(checked)), ROWS_PER_WRITE):
             for index in part:
                 batch.add(index, request.destinations[index], checked[index])
-            for table, columns, rows in table_rows(*batch.drain()):
+            for table, columns, rows in table_rows(*batch.drain(), batch.drain_links()):
                 await writer.insert_many(table, columns, rows)
     events.publish(batch.new)
     return EnqueueResult(bulk_id, batch.created, batch.rejected)
 
 
-def table_rows(notifications: list[tuple[Any, ...]], messages: list[tuple[Any, ...]], timeline: list[tuple[Any, ...]]
-               ) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+def table_rows(notifications: list[tuple[Any, ...]], messages: list[tuple[Any, ...]], timeline: list[tuple[Any, ...]],
+               short_links: list[tuple[Any, ...]] = ()) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
     """(table, columns, rows) to insert, in order: SQLite's search index of recipients is kept here, not by a
     trigger (a trigger costs five times as much per row)."""
     tables = [('notifications', _NOTIFICATION_COLUMNS, notifications), ('messages', _MESSAGE_COLUMNS, messages),
-              ('message_events', _EVENT_COLUMNS, timeline)]
+              ('short_links', links.LINK_COLUMNS, list(short_links)), ('message_events', _EVENT_COLUMNS, timeline)]
     if not sql.is_postgres():
         tables.append(('message_search', SEARCH_COLUMNS, [(row[_RECIPIENT], row[0]) for row in messages]))
     return tables
@@ -251,8 +251,10 @@ class _Batch:
 
     def __init__(self, request: SendRequest, steps: list[dict[str, Any]], bulk_id: str,
                  tariff_table: tariffs.TariffTable, suppressed: set[tuple[SuppressionKind, str]],
-                 existing: dict[tuple[str, str], tuple[str, MessageStatus]]) -> None:
+                 existing: dict[tuple[str, str], tuple[str, MessageStatus]],
+                 linker: links.Linker | None = None) -> None:
         self.request, self.bulk_id = request, bulk_id
+        self.linker = linker or links.Linker.of(settings())
         self.plan = _Plan.of(steps)
         self.tariffs, self.suppressed, self.existing = tariff_table, suppressed, existing
         self.prices: dict[tuple[Channel, str, int], tuple[Any, str]] = {}
@@ -263,6 +265,7 @@ class _Batch:
         self.notifications: list[tuple[Any, ...]] = []
         self.messages: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
+        self.short_links: list[tuple[Any, ...]] = []
         self.created: list[CreatedMessage] = []
         self.new: list[events.MessageChanged] = []  # published once committed, for live pages
         self.seen: dict[tuple[str, Channel], int] = {}  # (recipient, channel) → the destination that has it
@@ -278,6 +281,11 @@ class _Batch:
         """The notification, message and event rows built since the last drain."""
         rows = self.notifications, self.messages, self.events
         self.notifications, self.messages, self.events = [], [], []
+        return rows
+
+    def drain_links(self) -> list[tuple[Any, ...]]:
+        """The short_links rows (links.LINK_COLUMNS) built since the last drain: drain them with the messages."""
+        rows, self.short_links = self.short_links, []
         return rows
 
     def add(self, index: int, destination: Destination, contacts: _Contacts | str) -> None:
@@ -325,14 +333,20 @@ class _Batch:
             message_id, status = self.existing[(recipient, channel.value)]
             self._report(index, message_id, status, channel, group_id)
             return None
+        message_id = sql.new_id()
         text = templates.render(step.text, values)
+        if self.request.use_short_links and channel in links.SHORTENED and '://' in text:
+            text, short_links = self.linker.shorten(text, message_id, self.task_id, self.now)
+            self.short_links += short_links
+        page = templates.render(step.html, values)
+        if page and channel is Channel.EMAIL and self.linker.email_tracking:
+            page = self.linker.track(page, message_id)
         parts = sms.part_count(text) if channel is Channel.SMS else 1
         cost, currency = self._price(channel, country if channel.uses_phone else '', parts)
         status, description = self._initial_status(waiting, channel, recipient)
-        message_id = sql.new_id()
         self.messages.append((
             message_id, notification_id, self.task_id, self.bulk_id, step.index, channel, '', step.sender, recipient,
-            templates.render(step.subject, values), text, templates.render(step.html, values), step.params, parts,
+            templates.render(step.subject, values), text, page, step.params, parts,
             cost, currency, status, description, '', 0, step.required, False, False, step.validity,
             self.now, self.now, due if status in _DUE else None, 0, 0, 0,
         ))

@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 from . import audit, phones, sql
 from .auth import Actor, Permission, now
 from .config import settings
-from .errors import ValidationError
+from .errors import NotFound, ValidationError
 from .models import HlrCheck
 
 MAX_NUMBERS = 100_000  # per check
@@ -291,3 +291,12 @@ async def export_rows(actor: Actor, phone_part: str = '', date_from: datetime | 
              created_at.astimezone(zone).replace(tzinfo=None))
             for phone, status, code, number_type, network, region, country, time_zone, cost, currency, created_at
             in rows]
+
+
+async def phone_check_results(actor: Actor, check_id: str) -> dict[str, HlrCheck]:
+    """Each number of a check and its result."""
+    actor.require(Permission.VIEW)
+    rows = await HlrCheck.filter(check_id=check_id).order_by('phone')
+    if not rows:
+        raise NotFound(f'There is no phone check {check_id}.')
+    return {row.phone: row for row in rows}

@@ -122,20 +122,47 @@ async def set_tariff(actor: Actor, channel: Channel | str, country: str, price_p
                      currency: str | None = None) -> Tariff:
     """Create the tariff of a channel and country, or change its price."""
     actor.require(Permission.MANAGE_SETTINGS)
-    channel, country, price, currency = _validated(channel, country, price_per_part, currency)
+    row = _validated(channel, country, price_per_part, currency)
     async with in_transaction():
-        tariff = await Tariff.filter(channel=channel, country=country).select_for_update().first()
-        before = _state(tariff) if tariff else {}
-        if tariff is None:
-            tariff = await Tariff.create(channel=channel, country=country, price_per_part=price, currency=currency)
-        else:
-            tariff.price_per_part, tariff.currency = price, currency
-            await tariff.save()
-        changes = audit.diff(before, _state(tariff))
-        if changes:
-            await audit.record(actor, 'update' if before else 'create', ENTITY, tariff.id,
-                               f'Set {channel.label} to {country_name(country)} at {plain(price)} {currency} per part',
-                               changes)
+        return await _save(actor, *row)
+
+
+async def set_tariffs(actor: Actor, channel: Channel | str,
+                      rows: list[tuple[str, Decimal | str | float, str | None]]) -> list[Tariff]:
+    """Set several tariffs of a channel, (country, price per part, currency) each, all or none: every row is checked
+    first (errors keyed `<row index>.<field>`), then all are saved in one transaction."""
+    actor.require(Permission.MANAGE_SETTINGS)
+    errors: dict[str, str] = {}
+    valid: dict[str, tuple[Channel, str, Decimal, str]] = {}
+    for i, (country, price, currency) in enumerate(rows):
+        try:
+            row = _validated(channel, country, price, currency)
+        except ValidationError as error:
+            errors.update({f'{i}.{key}': message for key, message in error.errors.items()})
+            continue
+        if row[1] in valid:
+            errors[f'{i}.country'] = f'{country_name(row[1])} is given twice.'
+        valid[row[1]] = row
+    if errors:
+        raise ValidationError(errors)
+    async with in_transaction():
+        return [await _save(actor, *row) for row in valid.values()]
+
+
+async def _save(actor: Actor, channel: Channel, country: str, price: Decimal, currency: str) -> Tariff:
+    """Create or change one validated tariff, inside the caller's transaction."""
+    tariff = await Tariff.filter(channel=channel, country=country).select_for_update().first()
+    before = _state(tariff) if tariff else {}
+    if tariff is None:
+        tariff = await Tariff.create(channel=channel, country=country, price_per_part=price, currency=currency)
+    else:
+        tariff.price_per_part, tariff.currency = price, currency
+        await tariff.save()
+    changes = audit.diff(before, _state(tariff))
+    if changes:
+        await audit.record(actor, 'update' if before else 'create', ENTITY, tariff.id,
+                           f'Set {channel.label} to {country_name(country)} at {plain(price)} {currency} per part',
+                           changes)
     return tariff
 
 

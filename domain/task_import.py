@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from . import phones, sql, tariffs, task_files, templates
+from . import links, phones, sql, tariffs, task_files, templates
 from .auth import Actor, Permission
 from .channels import Channel
 from .config import settings
@@ -43,10 +43,13 @@ from .sending import Tally
 from .statuses import MessageStatus
 
 PREVIEW_ROWS = 10
-_TABLES = (('notifications', _NOTIFICATION_COLUMNS), ('messages', _MESSAGE_COLUMNS))  # staged; the events
+_TABLES = (('notifications', _NOTIFICATION_COLUMNS), ('messages', _MESSAGE_COLUMNS),
+           ('short_links', links.LINK_COLUMNS))  # staged; the events
 # of the messages' first status are made from the messages while they are copied
 _M = {name: i for i, name in enumerate(_MESSAGE_COLUMNS)}
-_STAMPED = {'notifications': ('created_at',), 'messages': ('created_at', 'updated_at')}
+_STAMPED = {'notifications': ('created_at',), 'messages': ('created_at', 'updated_at'),
+            'short_links': ('created_at', 'updated_at')}
+_LINK_MESSAGE = links.LINK_COLUMNS.index('message_id')
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class FileCheck:
     ignored_columns: list[str]
     parts: list[Staged]
     directory: Path
+    use_short_links: bool = False  # URLs in SMS and Viber texts were shortened (the task's or template's choice)
 
     @property
     def valid(self) -> int:
@@ -139,15 +143,19 @@ def _directory(token: str) -> Path:
 
 
 async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str, template_id: str | None = None,
-                     task_id: str | None = None, time_zone: str = 'UTC') -> FileCheck:
+                     task_id: str | None = None, time_zone: str = 'UTC', use_short_links: bool = False) -> FileCheck:
     """Read and check every row of an uploaded task file (for a new task, or rows to add to task `task_id`); rows'
-    start dates and times are read in `time_zone` (the task's). Raises FileRejected when the file as a whole is
-    unusable, ValidationError for a bad template choice or time zone."""
+    start dates and times are read in `time_zone` (the task's). URLs in SMS and Viber texts are shortened when
+    `use_short_links`, the template's or (rows added) the task's setting says so. Raises FileRejected when the file
+    as a whole is unusable, ValidationError for a bad template choice or time zone."""
     actor.require(Permission.SEND)
     if upload.stat().st_size > task_files.MAX_FILE_BYTES:
         raise task_files.FileRejected(task_files.TOO_BIG)
     token = str(task_id) if task_id else str(uuid.uuid4())
     template = await _template(actor, kind, template_id)
+    if task_id:
+        use_short_links = await Task.filter(id=task_id, use_short_links=True).exists()
+    use_short_links = use_short_links or bool(template and template.use_short_links)
     if time_zone not in templates.time_zones():
         raise ValidationError({'time_zone': 'Choose the time zone of the task first.'})
     rules = task_files.Rules(kind=kind, template_steps=template.steps if template else None,
@@ -162,9 +170,9 @@ async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str, 
         mapping = task_files.map_headers(read.headers, rules)
         request = SendRequest(destinations=[], steps=template.steps if template else [],
                               template_id=template.id if template else None, bulk_id=str(uuid.uuid4()),
-                              task_id=uuid.UUID(token), hold=True)
+                              task_id=uuid.UUID(token), hold=True, use_short_links=use_short_links)
         job = _Job(request, tariffs.detached(await tariffs.tariff_table()), await _suppressed(),
-                   sql.is_postgres(), directory)
+                   sql.is_postgres(), directory, links.Linker.of(settings()))
         parts = list(await asyncio.gather(*(phones.in_worker(check_and_stage, path, mapping, rules, job)
                                             for path in read.slices)))
         problems = sorted(await _drop_repeats(parts, job, task_id) + [p for part in parts for p in part.problems],
@@ -176,7 +184,7 @@ async def check_file(actor: Actor, kind: TaskKind, upload: Path, filename: str, 
         shutil.rmtree(directory, ignore_errors=True)
         raise
     return FileCheck(token, kind, filename, str(template.id) if template else None, read.rows, problems,
-                     list(mapping.ignored), parts, directory)
+                     list(mapping.ignored), parts, directory, use_short_links)
 
 
 @dataclass(frozen=True)
@@ -277,6 +285,7 @@ class _Job:
     suppressed: set[tuple[SuppressionKind, str]]
     postgres: bool
     directory: Path
+    linker: links.Linker
 
 
 def check_and_stage(rows_file: Path, mapping: task_files.Mapping, rules: task_files.Rules, job: _Job) -> Staged:
@@ -284,7 +293,8 @@ def check_and_stage(rows_file: Path, mapping: task_files.Mapping, rules: task_fi
     and stage them in a file of their own, a few thousand at a time (memory stays flat)."""
     rows = _rows_of(rows_file)
     staged = Staged(job.directory / f'staged-{uuid.uuid4().hex}.{"pickle" if job.postgres else "sqlite3"}')
-    batch = _Batch(job.request, job.request.steps, job.request.bulk_id, job.tariff_table, job.suppressed, {})
+    batch = _Batch(job.request, job.request.steps, job.request.bulk_id, job.tariff_table, job.suppressed, {},
+                   job.linker)
     numbers: list[int] = []  # the row number of each destination given to the batch
     batch.position = lambda index: f'row {numbers[index]}'
     batch.reporting = False
@@ -299,7 +309,7 @@ def check_and_stage(rows_file: Path, mapping: task_files.Mapping, rules: task_fi
             notifications, messages, _ = batch.drain()
             staged.notifications += len(notifications)
             _summarize(staged, messages)
-            stage.write(notifications, messages)
+            stage.write(notifications, messages, batch.drain_links())
     staged.problems += [task_files.RowProblem(numbers[r.index], r.field or 'phone', r.reason) for r in batch.rejected]
     return staged
 
@@ -328,10 +338,13 @@ def drop_staged(part: Staged, rows: dict[int, str], postgres: bool) -> Staged:
     removed = Staged(part.path, notifications=len(ids))
     kept = part.path.with_suffix('.kept')
     with _Stage(kept, postgres) as stage:
-        for notifications, messages in _staged_chunks(part.path, postgres):
-            _summarize(removed, (m for m in messages if m[_M['notification_id']] in ids))
+        for notifications, messages, short_links in _staged_chunks(part.path, postgres):
+            dropped = [m for m in messages if m[_M['notification_id']] in ids]
+            _summarize(removed, dropped)
+            dropped_ids = {m[0] for m in dropped}
             stage.write([n for n in notifications if n[0] not in ids],
-                        [m for m in messages if m[_M['notification_id']] not in ids])
+                        [m for m in messages if m[_M['notification_id']] not in ids],
+                        [link for link in short_links if link[_LINK_MESSAGE] not in dropped_ids])
     kept.replace(part.path)
     part.subtract(removed, set(rows))
     return part
@@ -382,11 +395,12 @@ class _Stage:
             self.connection.execute(f'CREATE TABLE {table} ({", ".join(columns)})')
         return self
 
-    def write(self, notifications: list[tuple[Any, ...]], messages: list[tuple[Any, ...]]) -> None:
+    def write(self, notifications: list[tuple[Any, ...]], messages: list[tuple[Any, ...]],
+              short_links: list[tuple[Any, ...]]) -> None:
         if self.postgres:
-            pickle.dump((notifications, messages), self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((notifications, messages, short_links), self.file, protocol=pickle.HIGHEST_PROTOCOL)
             return
-        for (table, columns), rows in zip(_TABLES, (notifications, messages)):
+        for (table, columns), rows in zip(_TABLES, (notifications, messages, short_links)):
             self.connection.executemany(f'INSERT INTO {table} VALUES ({", ".join("?" * len(columns))})', rows)
 
     def __exit__(self, *exc_info: object) -> None:
@@ -397,7 +411,7 @@ class _Stage:
         self.connection.close()
 
 
-def _staged_chunks(path: Path, postgres: bool) -> Iterator[tuple[list, list]]:
+def _staged_chunks(path: Path, postgres: bool) -> Iterator[tuple[list, list, list]]:
     """A staging file's rows back, a slice at a time."""
     if postgres:
         with path.open('rb') as file:

@@ -132,6 +132,8 @@ class TaskFilter:
     created_on: date | None = None  # a day in `zone`
     category: Category | None = None
     zone: str = 'UTC'
+    created_from: datetime | None = None  # the API's from/to: created at or after, and before
+    created_to: datetime | None = None
 
 
 # --- reading -----------------------------------------------------------------------------------------------------
@@ -148,6 +150,10 @@ async def list_tasks(actor: Actor, filters: TaskFilter = TaskFilter(), offset: i
     if filters.created_on:
         start = datetime.combine(filters.created_on, time(), ZoneInfo(filters.zone)).astimezone(timezone.utc)
         query = query.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1))
+    if filters.created_from:
+        query = query.filter(created_at__gte=filters.created_from)
+    if filters.created_to:
+        query = query.filter(created_at__lt=filters.created_to)
     total = await query.count()
     tasks = await query.order_by('-created_at', '-id').offset(max(offset, 0)).limit(max(limit, 0))
     return total, await _views(tasks)
@@ -227,6 +233,7 @@ async def create_task(actor: Actor, check: FileCheck, name: str, allowed_time_ra
             id=check.token, name=name, kind=check.kind, template_id=check.template_id,
             source_file=str(check.directory / 'source.xlsx'), source_filename=check.filename[:255],
             allowed_time_ranges=schedule.allowed_time_ranges, time_zone=schedule.time_zone,
+            use_short_links=check.use_short_links,
             error_report=str(check.problems_file) if check.problems else '', created_by_id=actor.user_id)
         task.total_count = await copy()
         await task.save(update_fields=['total_count'])

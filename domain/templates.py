@@ -37,12 +37,14 @@ class TemplateInput:
     time_zone_mode: TimeZoneMode | str = TimeZoneMode.FIXED
     time_zone: str = 'UTC'
     steps: list[dict[str, Any]] = field(default_factory=list)
+    use_short_links: bool = False  # URLs in SMS and Viber texts become short links
 
     @classmethod
     def of(cls, template: Template) -> TemplateInput:
         ranges = [(start, end) for start, end in template.allowed_time_ranges]
         return cls(name=template.name, allowed_time_ranges=ranges, time_zone_mode=template.time_zone_mode,
-                   time_zone=template.time_zone, steps=[dict(step) for step in template.steps])
+                   time_zone=template.time_zone, steps=[dict(step) for step in template.steps],
+                   use_short_links=template.use_short_links)
 
 
 @cache
@@ -110,7 +112,8 @@ async def validate(data: TemplateInput, template_id: uuid.UUID | None = None) ->
     steps = await _clean_steps(data.steps, errors)
     if errors:
         raise ValidationError(errors)
-    return TemplateInput(name=name, allowed_time_ranges=ranges, time_zone_mode=mode, time_zone=zone, steps=steps)
+    return TemplateInput(name=name, allowed_time_ranges=ranges, time_zone_mode=mode, time_zone=zone, steps=steps,
+                         use_short_links=bool(data.use_short_links))
 
 
 async def _clean_name(value: str, template_id: uuid.UUID | None, errors: dict[str, str]) -> str:
@@ -352,7 +355,7 @@ def _snapshot(data: TemplateInput) -> dict[str, Any]:
     """The stored fields, JSON-shaped (lists, not tuples), for saving and for the audit diff."""
     return {'name': data.name, 'allowed_time_ranges': [list(r) for r in data.allowed_time_ranges],
             'time_zone_mode': TimeZoneMode(data.time_zone_mode), 'time_zone': data.time_zone,
-            'steps': data.steps}
+            'steps': data.steps, 'use_short_links': data.use_short_links}
 
 
 async def create_template(actor: Actor, data: TemplateInput) -> Template:
@@ -398,6 +401,7 @@ def template_to_api(template: Template) -> dict[str, Any]:
         'allowedTimeRanges': [[f'{start}:00', f'{end}:00'] for start, end in template.allowed_time_ranges],
         'timeZoneMode': TimeZoneMode(template.time_zone_mode).value,
         'timeZone': template.time_zone,
+        'useShortLinks': template.use_short_links,
         'createdAt': template.created_at.isoformat(),
         'updatedAt': template.updated_at.isoformat(),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from domain import events, seed, task_import, tasks
+from domain import events, idempotency, seed, task_import, tasks
 from domain.config import settings
 
 from .callbacks import CallbackSender
@@ -12,7 +12,7 @@ from .dispatcher import Dispatcher, expire_overdue, recover_in_doubt, release_de
 from .routes import RouteTable
 
 SWEEPS = ((release_delayed, 1), (expire_overdue, 5), (recover_in_doubt, 30), (tasks.complete_finished_tasks, 2),
-          (task_import.discard_abandoned_checks, 3600))
+          (task_import.discard_abandoned_checks, 3600), (idempotency.delete_expired, 3600))
 
 
 class Engine:

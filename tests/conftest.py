@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from nicegui import app
 from nicegui.testing import User
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +103,15 @@ async def db() -> AsyncIterator[None]:
     await open_database(os.environ['HERALD_DATABASE_URL'])
     yield
     await close_database()
+
+
+@pytest.fixture(autouse=True)
+def unnested_lifespan() -> Iterator[None]:
+    """FastAPI merges each included router's lifespan into the app's, and NiceGUI's reset between tests keeps it:
+    restore it after each test, or main.py's routers would nest it one level deeper per test until recursion fails."""
+    lifespan = app.router.lifespan_context
+    yield
+    app.router.lifespan_context = lifespan
 
 
 @pytest.fixture(autouse=True)

@@ -134,7 +134,7 @@ async def test_create_a_task_from_an_uploaded_file(user: User) -> None:
     assert not user.find(marker='create-task').elements.pop().enabled
     user.find(marker='task-name').type('Spring sale')
     await upload(user, workbook([*VALID, INVALID]))
-    await user.should_see('Rows in the file: 4 · valid: 3 · invalid: 1', marker='file-summary')
+    await user.should_see('Rows in the file: 4 · valid: 3 · invalid: 1', marker='file-summary', retries=150)
     [problem] = user.find(marker='problems').elements.pop().rows
     assert (problem['row'], problem['column']) == (5, 'Phone')
     preview = user.find(marker='preview').elements.pop().rows
@@ -162,13 +162,13 @@ async def test_the_dialog_checks_name_file_and_cancel_creates_nothing(user: User
     user.find(marker='add-task').click()
     await user.should_see(marker='task-dialog')
     await upload(user, b'this is no workbook', 'contacts.xlsx')
-    await user.should_see('not an Excel .xlsx file', marker='file-error')
+    await user.should_see('not an Excel .xlsx file', marker='file-error', retries=150)
     assert not user.find(marker='create-task').elements.pop().enabled
     await upload(user, workbook([INVALID]))
-    await user.should_see('valid: 0 · invalid: 1', marker='file-summary')
+    await user.should_see('valid: 0 · invalid: 1', marker='file-summary', retries=150)
     assert not user.find(marker='create-task').elements.pop().enabled
     await upload(user, workbook(VALID))
-    await user.should_see('valid: 3', marker='file-summary')
+    await user.should_see('valid: 3', marker='file-summary', retries=150)
     user.find(marker='create-task').click()  # no name yet
     await eventually(lambda: user.find(marker='task-name').elements.pop().error == 'Enter a task name.')
     checks = list((settings().data_dir / 'tasks').iterdir())
@@ -179,10 +179,10 @@ async def test_the_dialog_checks_name_file_and_cancel_creates_nothing(user: User
     user.find(marker='add-task').click()
     await user.should_see(marker='task-dialog')
     await upload(user, workbook(VALID))
-    await user.should_see('valid: 3', marker='file-summary')
+    await user.should_see('valid: 3', marker='file-summary', retries=150)
     user.find(marker='kind').click()
     user.find('Start chat sessions').click()  # a kind that sends through a template: the check asks for one
-    await user.should_see('The kind of task changed: select the file again.', marker='file-error')
+    await user.should_see('The kind of task changed: select the file again.', marker='file-error', retries=150)
     assert not list((settings().data_dir / 'tasks').iterdir())
     await upload(user, workbook(VALID))
     await eventually(lambda: user.find(marker='template').elements.pop().error ==
@@ -239,7 +239,7 @@ async def test_edit_a_task_and_add_rows(user: User) -> None:
     user.find(marker='range-start-0').clear().type('08:00')
     user.find(marker='range-end-0').clear().type('20:00')
     await upload(user, workbook(VALID[1:]))
-    await user.should_see('valid: 2', marker='file-summary')
+    await user.should_see('valid: 2', marker='file-summary', retries=150)
     user.find('Add 2 rows').click()
     await eventually(lambda: row(user, 'Spring sale')['total'] == 3)
     user.find(marker='save-task').click()

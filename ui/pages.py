@@ -1,9 +1,8 @@
 """Registers every page (NiceGUI's modularization pattern: each module has `create()`)."""
 from __future__ import annotations
 
-from domain.auth import Permission
-
 from . import (
+    api_keys_page,
     audit_page,
     channels_page,
     dashboard,
@@ -18,7 +17,6 @@ from . import (
     templates_page,
     users_page,
 )
-from .frame import coming_soon
 
 
 def create() -> None:
@@ -35,4 +33,4 @@ def create() -> None:
     send_page.create()
     tasks_page.create()
     hlr_page.create()
-    coming_soon('/settings/api-keys', 'API keys', Permission.MANAGE_SETTINGS)
+    api_keys_page.create()

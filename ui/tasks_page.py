@@ -454,6 +454,9 @@ class NewTaskDialog(TaskForm):
                 .classes('w-96').mark('template')
             self.inputs['template'] = self.template
             self._show_template()
+            self.short_links = ui.checkbox('Shorten links (SMS, Viber)',
+                                           on_change=lambda: self._stale('The link shortening changed')) \
+                .mark('use-short-links')
             self._limiter([], session.browser_zone(), True)
             self.files = FileSection(self._check, self._update_buttons)
             with ui.row().classes('w-full justify-end'):
@@ -484,7 +487,7 @@ class NewTaskDialog(TaskForm):
         template_id = self.template.value if task_files.TEMPLATE_USE[self.kind] != 'none' else None
         try:
             return await check_file(self.actor, self.kind, path, filename, template_id or None,
-                                    time_zone=self.zone.value or '')
+                                    time_zone=self.zone.value or '', use_short_links=self.short_links.value)
         except ValidationError as error:
             if 'template' in error.errors and not self.template.is_deleted:
                 self.errors_at_fields(error)

@@ -72,6 +72,7 @@ class TemplateForm:
         self.initial_ranges = data.allowed_time_ranges
         self.mode = TimeZoneMode(data.time_zone_mode).value
         self.zone = data.time_zone
+        self.use_short_links = data.use_short_links
         self.steps = [_form_step(step) for step in data.steps]
         self.sender_names: dict[Channel, list[str]] = {}
         self.inputs: dict[str, ui.element] = {}
@@ -87,6 +88,10 @@ class TemplateForm:
             self.time_ranges = TimeRangesEditor(self.initial_ranges, self.editable)
             self._time_zone()
             ui.label('Message templates by channel').classes('text-h6')
+            short_links = ui.checkbox('Shorten links (SMS, Viber)').bind_value(self, 'use_short_links') \
+                .mark('use-short-links')
+            if not self.editable:
+                short_links.disable()
             await self.steps_section()
             self._buttons()
 
@@ -213,7 +218,7 @@ class TemplateForm:
 
     async def save(self) -> None:
         data = TemplateInput(self.name, self.time_ranges.values, self.mode, self.zone or '',
-                             self.steps)
+                             self.steps, self.use_short_links)
         try:
             if self.template:
                 saved = await templates.update_template(self.actor, self.template.id, data)

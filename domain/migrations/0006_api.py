@@ -1,14 +1,16 @@
 """API: short links, email tracking, Idempotency-Key answers, bulk uploads over the API; per-key rate limits, and a
 task's own short-link switch."""
-from tortoise import migrations
-from tortoise.migrations import operations as ops
-from domain.indexes import PresentIndex
-from domain.models import BulkUploadStatus
+from uuid import uuid4
+
 from orjson import loads
+from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
-from uuid import uuid4
-from tortoise import fields
+from tortoise.migrations import operations as ops
+
+from domain.indexes import PresentIndex
+from domain.models import BulkUploadStatus
+
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0005_tasks')]

@@ -1,0 +1,71 @@
+"""Sender names over the API: `GET senders` lists them, `PUT senders` requests names not yet known."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
+from tortoise.transactions import in_transaction
+
+from domain import senders
+from domain.auth import Actor, Scope
+from domain.channels import Channel
+from domain.models import SenderName, SenderStatus
+
+from .auth import scoped
+from .wire import ApiModel, Page, Paging, wire_errors, wire_field
+
+router = APIRouter(tags=['Senders'])
+
+
+class SenderOut(ApiModel):
+    id: int
+    name: str
+    channel: Channel
+    status: SenderStatus
+    comment: str
+    created_at: str
+    decided_at: str | None
+
+
+class SenderRequest(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+    channel: Channel
+    comment: str = Field('', max_length=2000)
+
+
+class SendersBody(ApiModel):
+    senders: list[SenderRequest] = Field(max_length=100)
+
+
+def sender_to_api(sender: SenderName) -> dict[str, Any]:
+    return {'id': sender.id, 'name': sender.name, 'channel': sender.channel, 'status': sender.status,
+            'comment': sender.comment, 'createdAt': sender.created_at.isoformat(),
+            'decidedAt': sender.decided_at.isoformat() if sender.decided_at else None}
+
+
+@router.get('/senders', response_model=Page[SenderOut])
+async def list_senders(paging: Paging = Depends(), status: SenderStatus | None = Query(None),
+                       channel: Channel | None = Query(None),
+                       actor: Actor = Depends(scoped(Scope.SETTINGS_READ))) -> dict[str, Any]:
+    total, page = await senders.list_senders(actor, status, channel, offset=paging.offset, limit=paging.limit)
+    return {'count': total, 'items': [sender_to_api(sender) for sender in page]}
+
+
+@router.put('/senders', response_model=Page[SenderOut])
+async def request_senders(body: SendersBody,
+                          actor: Actor = Depends(scoped(Scope.SETTINGS_WRITE))) -> dict[str, Any]:
+    """Request each name not yet known for its channel (requested, approved and rejected ones are left as they are);
+    all or none. Answers the names sent, with their statuses."""
+    _, known = await senders.list_senders(actor, limit=None)
+    by_key = {(sender.name, sender.channel): sender for sender in known}
+    answer = []
+    async with in_transaction():
+        for i, row in enumerate(body.senders):
+            key = (row.name.strip(), row.channel)
+            if key not in by_key:
+                with wire_errors(lambda field, i=i: wire_field(f'senders.{i}.{field}')):
+                    by_key[key] = await senders.request_sender(actor, row.name, row.channel, row.comment)
+            answer.append(by_key[key])
+    unique = list({sender.id: sender for sender in answer}.values())
+    return {'count': len(unique), 'items': [sender_to_api(sender) for sender in unique]}
