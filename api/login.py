@@ -3,10 +3,11 @@ through; wrong credentials answer 401, a locked account 429)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from domain import auth
+
+from .wire import ApiModel
 
 router = APIRouter(tags=['Authentication'])
 _PUBLIC = {'security': []}  # OpenAPI: these two need no bearer token
@@ -14,22 +15,18 @@ _TTL = Field(auth.TOKEN_TTL, ge=auth.MIN_TOKEN_TTL, le=auth.MAX_TOKEN_TTL,
              description='Lifetime of the auth token in seconds.')
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class LoginRequest(_Camel):
+class LoginRequest(ApiModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1000)
     ttl: int = _TTL
 
 
-class RefreshRequest(_Camel):
+class RefreshRequest(ApiModel):
     refresh_token: str = Field(max_length=4096)
     ttl: int = _TTL
 
 
-class Tokens(_Camel):
+class Tokens(ApiModel):
     auth_token: str = Field(description='A JWT for `Authorization: Bearer`; its `exp` claim is its expiry.')
     refresh_token: str = Field(description='Exchange it at /auth/refresh for a new pair.')
 

@@ -13,11 +13,10 @@ from domain import messages
 from domain.auth import Actor, Scope
 from domain.channels import Channel
 from domain.enqueue import Destination, SendRequest
-from domain.errors import ValidationError
 from domain.models import BulkUpload, TaskKind
 
 from .auth import scoped
-from .wire import ApiModel, saved_upload, utc
+from .wire import ApiModel, saved_upload, utc, wire_errors
 
 router = APIRouter(tags=['Messages'])
 
@@ -138,11 +137,9 @@ def _entries(bulk_id: str, outcome: messages.Outcome, message: MessageIn) -> lis
 
 @router.post('/messages', response_model=list[SentOut])
 async def send_messages(body: SendIn, actor: Actor = Depends(scoped(Scope.MESSAGES_SEND))) -> list[SentOut]:
-    try:
+    with wire_errors(_message_field):
         bulk_id, outcomes = await messages.send_batch(
             actor, [(m.request(), m.validate_only) for m in body.messages], body.bulk_id, body.task_id)
-    except ValidationError as error:
-        raise ValidationError({_message_field(key): value for key, value in error.errors.items()}) from None
     return [entry for outcome, message in zip(outcomes, body.messages) for entry in _entries(bulk_id, outcome, message)]
 
 

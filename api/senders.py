@@ -5,7 +5,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
-from tortoise.transactions import in_transaction
 
 from domain import senders
 from domain.auth import Actor, Scope
@@ -57,15 +56,6 @@ async def request_senders(body: SendersBody,
                           actor: Actor = Depends(scoped(Scope.SETTINGS_WRITE))) -> dict[str, Any]:
     """Request each name not yet known for its channel (requested, approved and rejected ones are left as they are);
     all or none. Answers the names sent, with their statuses."""
-    _, known = await senders.list_senders(actor, limit=None)
-    by_key = {(sender.name, sender.channel): sender for sender in known}
-    answer = []
-    async with in_transaction():
-        for i, row in enumerate(body.senders):
-            key = (row.name.strip(), row.channel)
-            if key not in by_key:
-                with wire_errors(lambda field, i=i: wire_field(f'senders.{i}.{field}')):
-                    by_key[key] = await senders.request_sender(actor, row.name, row.channel, row.comment)
-            answer.append(by_key[key])
-    unique = list({sender.id: sender for sender in answer}.values())
-    return {'count': len(unique), 'items': [sender_to_api(sender) for sender in unique]}
+    with wire_errors(lambda field: wire_field(f'senders.{field}')):
+        requested = await senders.request_senders(actor, [(row.name, row.channel, row.comment) for row in body.senders])
+    return {'count': len(requested), 'items': [sender_to_api(sender) for sender in requested]}

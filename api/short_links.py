@@ -1,7 +1,6 @@
 """Short links over the API: `GET /api/v1/shortLinks` (twin-api.md shape)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -43,14 +42,9 @@ def _out(row: dict[str, Any]) -> ShortLinkOut:
     return ShortLinkOut(
         id=row['id'], message_id=_text(row['message_id']), task_id=_text(row['task_id']), content=row['target'],
         shortcut=f'{settings().public_url}/s/{row["code"]}', clicks=row['clicks'],
-        created_at=_time(row['created_at']), updated_at=_time(row['updated_at']),
-        first_visited_at=_time(row['first_visit_at']), last_visited_at=_time(row['last_visit_at']))
+        created_at=sql.utc_text(row['created_at']), updated_at=sql.utc_text(row['updated_at']),
+        first_visited_at=sql.utc_text(row['first_visit_at']), last_visited_at=sql.utc_text(row['last_visit_at']))
 
 
 def _text(value: Any) -> str | None:
     return str(value) if value is not None else None
-
-
-def _time(value: Any) -> str | None:
-    moment: datetime | None = sql.parse_time(value)
-    return moment.astimezone(timezone.utc).isoformat() if moment else None

@@ -98,15 +98,8 @@ def where(filters: HistoryFilter, alias: str = 'm', sort: Sort = Sort.CREATED) -
     (a page then stops after a few rows instead of sorting the whole period), else the best filter index."""
     term = search_term(filters.search)
     by_search = len(term) >= MIN_INDEXED_PART
-    steer = by_search or sort is not Sort.CREATED
-    column = (lambda name: sql.unindexed(f'{alias}.{name}')) if steer else (lambda name: f'{alias}.{name}')
-    clauses: list[str] = []
-    params: list[Any] = []
-
-    def add(clause: str, *values: Any) -> None:
-        clauses.append(clause)
-        params.extend(values)
-
+    clause = sql.Where(alias, steer=by_search or sort is not Sort.CREATED)
+    add, column = clause.add, clause.column
     zone = zone_info(filters.zone)
     if filters.date_from:
         add(f'{column("created_at")} >= ?', datetime.combine(filters.date_from, time(), zone))
@@ -127,7 +120,7 @@ def where(filters: HistoryFilter, alias: str = 'm', sort: Sort = Sort.CREATED) -
     if term:
         add(_search_clause(alias, by_search),
             _match_value(term) if by_search and not sql.is_postgres() else f'%{_escape_like(term)}%')
-    return ' AND '.join(clauses) or 'TRUE', params
+    return clause.clause()
 
 
 def _search_clause(alias: str, indexed: bool) -> str:
@@ -197,8 +190,7 @@ def _listed(row: dict[str, Any]) -> dict[str, Any]:
     listed = dict(row)
     listed['id'] = str(row['id'])
     for name in ('created_at', 'sent_at', 'delivered_at'):
-        moment = sql.parse_time(row[name])
-        listed[name] = moment.astimezone(timezone.utc).isoformat() if moment else None
+        listed[name] = sql.utc_text(row[name])
     listed['tracks'] = f"{row['email_opens']} / {row['email_clicks']}" if row['channel'] == Channel.EMAIL.value else ''
     return listed
 

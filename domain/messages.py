@@ -182,15 +182,8 @@ def split_ids(value: str | None, name: str) -> tuple[str, ...]:
 def _where(filters: MessageFilter, sort: Sort) -> tuple[str, list[Any]]:
     """The WHERE clause over messages `m`. SQLite's planner has no statistics: columns whose index would be the
     wrong start are written so it leaves them alone (see history.where)."""
-    steer = filters.selective or sort is not Sort.CREATED
-    column = (lambda name: sql.unindexed(f'm.{name}')) if steer else (lambda name: f'm.{name}')
-    clauses: list[str] = []
-    params: list[Any] = []
-
-    def add(clause: str, *values: Any) -> None:
-        clauses.append(clause)
-        params.extend(values)
-
+    clause = sql.Where('m', steer=filters.selective or sort is not Sort.CREATED)
+    add, column = clause.add, clause.column
     if filters.created_from:
         add(f'{column("created_at")} >= ?', filters.created_from.astimezone(timezone.utc))
     if filters.created_to:
@@ -210,7 +203,7 @@ def _where(filters: MessageFilter, sort: Sort) -> tuple[str, list[Any]]:
     for name, values in (('group_id', filters.group_ids), ('flow_id', filters.flow_ids)):
         if values:
             add(f"m.notification_id IN (SELECT id FROM notifications WHERE {name} {sql.any_of()})", sql.Many(values))
-    return ' AND '.join(clauses) or 'TRUE', params
+    return clause.clause()
 
 
 SORTS = {'createdAt': Sort.CREATED, 'sentAt': Sort.SENT, 'deliveredAt': Sort.DELIVERED}
@@ -273,9 +266,9 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
         'templateVariables': _json(row['variables']),
         'tracks': {'shortLinkClicks': row['short_link_clicks'], 'emailOpens': row['email_opens'],
                    'emailClicks': row['email_clicks']},
-        'createdAt': _time(row['created_at']), 'sentAt': _time(row['sent_at']),
-        'deliveredAt': _time(row['delivered_at']), 'sendAt': _time(row['send_at']),
-        'expiredAt': _time(row['ended_at']) if status is MessageStatus.EXPIRED else None,
+        'createdAt': sql.utc_text(row['created_at']), 'sentAt': sql.utc_text(row['sent_at']),
+        'deliveredAt': sql.utc_text(row['delivered_at']), 'sendAt': sql.utc_text(row['send_at']),
+        'expiredAt': sql.utc_text(row['ended_at']) if status is MessageStatus.EXPIRED else None,
     }
 
 
@@ -293,11 +286,6 @@ def _message_fields(row: dict[str, Any]) -> dict[str, Any]:
 def _json(value: Any) -> dict[str, Any]:
     loaded = json.loads(value) if isinstance(value, str) else value
     return loaded if isinstance(loaded, dict) else {}
-
-
-def _time(value: Any) -> str | None:
-    moment = sql.parse_time(value)
-    return moment.astimezone(timezone.utc).isoformat() if moment else None
 
 
 # --- canceling ---------------------------------------------------------------------------------------------------

@@ -72,6 +72,25 @@ async def request_sender(actor: Actor, name: str, channel: Channel | str, commen
     return sender
 
 
+async def request_senders(actor: Actor, wanted: list[tuple[str, Channel | str, str]]) -> list[SenderName]:
+    """Request each (name, channel, comment) not yet known; known names (requested, approved or rejected) are left as
+    they are. All or none: a ValidationError's fields are `<index>.<field>`. Answers each name once, as it stands."""
+    _, known = await list_senders(actor, limit=None)
+    by_key = {(sender.name, sender.channel): sender for sender in known}
+    keys: dict[tuple[str, Channel], None] = {}
+    async with in_transaction():
+        for i, (name, channel, comment) in enumerate(wanted):
+            try:
+                key = (name.strip(), _sender_channel(channel))
+                if key not in by_key:
+                    by_key[key] = await request_sender(actor, name, channel, comment)
+            except ValidationError as error:
+                raise ValidationError({f'{i}.{field}': message for field, message in error.errors.items()}
+                                      ) from error
+            keys[key] = None
+    return [by_key[key] for key in keys]
+
+
 async def _create(actor: Actor, name: str, channel: Channel, comment: str) -> SenderName:
     try:
         sender = await SenderName.create(name=name, channel=channel, comment=comment, requested_by_id=actor.user_id)

@@ -60,6 +60,27 @@ def unindexed(column: str) -> str:
     return column if is_postgres() else f'+{column}'
 
 
+class Where:
+    """A WHERE clause (without the keyword) over a table aliased `alias`, built condition by condition. `steer`: an
+    index other than the filters' must lead (SQLite has no statistics), so `column` keeps the planner off theirs."""
+
+    def __init__(self, alias: str, steer: bool) -> None:
+        self.alias, self.steer = alias, steer
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+
+    def column(self, name: str) -> str:
+        column = f'{self.alias}.{name}'
+        return unindexed(column) if self.steer else column
+
+    def add(self, clause: str, *values: Any) -> None:
+        self.clauses.append(clause)
+        self.params.extend(values)
+
+    def clause(self) -> tuple[str, list[Any]]:
+        return ' AND '.join(self.clauses) or 'TRUE', self.params
+
+
 def table_of(*sql_types: str) -> str:
     """A derived table `(c0, c1, …)` from one `Many` parameter per column (all of the same length), for statements
     such as `UPDATE … FROM {table_of('uuid', 'text')} AS v WHERE messages.id = v.c0`."""
@@ -242,3 +263,9 @@ def parse_time(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value)
+
+
+def utc_text(value: Any) -> str | None:
+    """A timestamp from a raw query as ISO 8601 in UTC (how pages and the API show times)."""
+    moment = parse_time(value)
+    return moment.astimezone(timezone.utc).isoformat() if moment else None
