@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from domain import auth
 from domain.auth import Actor, Scope
 
-from .docs import DOCS_PATH, OPENAPI_PATH
+from .docs import ASSETS_PATH, DOCS_PATH, OPENAPI_PATH
 from .errors import error_response
 
 LOGIN_PATH, REFRESH_PATH = '/api/v1/auth/login', '/api/v1/auth/refresh'
@@ -52,7 +52,7 @@ class ApiGuard(BaseHTTPMiddleware):
 
     async def dispatch(self, request: Request, call_next) -> Response:
         path = request.url.path
-        if path.startswith('/api/') and path not in PUBLIC_API_PATHS:
+        if path.startswith('/api/') and path not in PUBLIC_API_PATHS and not path.startswith(f'{ASSETS_PATH}/'):
             scheme, _, token = request.headers.get('authorization', '').partition(' ')
             if scheme.lower() != 'bearer' or not token.strip():
                 return unauthorized('Send an API key or token as "Authorization: Bearer <token>".')

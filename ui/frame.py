@@ -83,10 +83,3 @@ def sign_out() -> None:
     session.sign_out()
     ui.navigate.to('/login')
 
-
-def coming_soon(path: str, title: str, permission: Permission = Permission.VIEW) -> None:
-    """A page of a later issue, reachable from the menu."""
-    @ui.page(path)
-    async def page() -> None:
-        if await page_frame(title, permission):
-            ui.label(f'{title}: coming soon.').classes('text-lg text-grey-7')
