@@ -12,8 +12,9 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.expressions import F
 
@@ -324,23 +325,24 @@ async def _waiting_after(rows: list[dict[str, Any]]) -> list[str]:
     return [str(row['id']) for row in waiting if row['step_index'] > first[str(row['notification_id'])]]
 
 
+Choice = TypeVar('Choice', bound=Enum)
+
+
 def parse_channel(value: str | None) -> Channel | None:
-    if not value:
-        return None
-    try:
-        return Channel(value.lower())
-    except ValueError:
-        raise ValidationError({'channel': f'Unknown channel “{value}”.'}) from None
+    return _choice(Channel, value.lower() if value else None, 'channel')
 
 
 def parse_status(value: str | None) -> MessageStatus | None:
+    return _choice(MessageStatus, value.upper() if value else None, 'status')
+
+
+def _choice(kind: type[Choice], value: str | None, field: str) -> Choice | None:
     if not value:
         return None
     try:
-        return MessageStatus(value.upper())
+        return kind(value)
     except ValueError:
-        raise ValidationError({'status': f'Unknown status “{value}”.'}) from None
-
+        raise ValidationError({field: f'Unknown {field} “{value}”.'}) from None
 
 
 # --- bulk uploads ------------------------------------------------------------------------------------------------
