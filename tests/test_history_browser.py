@@ -36,7 +36,7 @@ provider = "simulator"
 rate_per_second = 1000
 concurrency = 8
 default = true
-settings = { report_delay_ms = 300 }
+settings = { report_delay_ms = 300, delivery_rate = 1.0 }  # the export below expects +79001230002 delivered
 '''
 RUN = 30_000  # messages: about 30 s of sending at 1,000 a second
 SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
