@@ -16,7 +16,7 @@ from domain.enqueue import Destination, SendRequest
 from domain.models import BulkUpload, TaskKind
 
 from .auth import scoped
-from .wire import ApiModel, saved_upload, utc, wire_errors
+from .wire import ApiModel, ranges_from_wire, saved_upload, utc, wire_errors
 
 router = APIRouter(tags=['Messages'])
 
@@ -86,7 +86,8 @@ class MessageIn(ApiModel):
             steps=[settings_.step(channel) for channel, settings_ in self.channels.items()],
             template_id=self.template_id, group_id=self.group_id, callback_url=self.callback_url,
             callback_data=self.callback_data, use_short_links=self.use_short_links, send_at=utc(self.send_at),
-            allowed_time_ranges=[list(r) for r in self.allowed_time_ranges] if self.allowed_time_ranges else None)
+            allowed_time_ranges=[list(r) for r in ranges_from_wire(self.allowed_time_ranges)]
+            if self.allowed_time_ranges else None)
 
 
 class SendIn(ApiModel):

@@ -134,18 +134,18 @@ async def enqueue(actor: Actor, request: SendRequest,
         for part in sql.chunks(range(len(checked)), ROWS_PER_WRITE):
             for index in part:
                 batch.add(index, request.destinations[index], checked[index])
-            for table, columns, rows in table_rows(*batch.drain(), batch.drain_links()):
+            for table, columns, rows in table_rows(*batch.drain()):
                 await writer.insert_many(table, columns, rows)
     events.publish(batch.new)
     return EnqueueResult(bulk_id, batch.created, batch.rejected)
 
 
 def table_rows(notifications: list[tuple[Any, ...]], messages: list[tuple[Any, ...]], timeline: list[tuple[Any, ...]],
-               short_links: list[tuple[Any, ...]] = ()) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+               short_links: list[tuple[Any, ...]]) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
     """(table, columns, rows) to insert, in order: SQLite's search index of recipients is kept here, not by a
     trigger (a trigger costs five times as much per row)."""
     tables = [('notifications', _NOTIFICATION_COLUMNS, notifications), ('messages', _MESSAGE_COLUMNS, messages),
-              ('short_links', links.LINK_COLUMNS, list(short_links)), ('message_events', _EVENT_COLUMNS, timeline)]
+              ('short_links', links.LINK_COLUMNS, short_links), ('message_events', _EVENT_COLUMNS, timeline)]
     if not sql.is_postgres():
         tables.append(('message_search', SEARCH_COLUMNS, [(row[_RECIPIENT], row[0]) for row in messages]))
     return tables
@@ -277,15 +277,10 @@ class _Batch:
     def steps(self) -> list[_Step]:
         return self.plan.steps
 
-    def drain(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The notification, message and event rows built since the last drain."""
-        rows = self.notifications, self.messages, self.events
-        self.notifications, self.messages, self.events = [], [], []
-        return rows
-
-    def drain_links(self) -> list[tuple[Any, ...]]:
-        """The short_links rows (links.LINK_COLUMNS) built since the last drain: drain them with the messages."""
-        rows, self.short_links = self.short_links, []
+    def drain(self) -> tuple[list[tuple[Any, ...]], ...]:
+        """The notification, message, event and short-link rows built since the last drain (`table_rows` order)."""
+        rows = self.notifications, self.messages, self.events, self.short_links
+        self.notifications, self.messages, self.events, self.short_links = [], [], [], []
         return rows
 
     def add(self, index: int, destination: Destination, contacts: _Contacts | str) -> None:

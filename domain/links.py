@@ -11,7 +11,6 @@ import hmac
 import html
 import re
 import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -19,7 +18,7 @@ from urllib.parse import quote
 
 from tortoise.transactions import in_transaction
 
-from . import events, sql
+from . import events, sql, templates
 from .auth import Actor, Permission
 from .channels import Channel
 from .config import Settings
@@ -182,15 +181,14 @@ async def list_short_links(actor: Actor, filters: LinkFilter, offset: int = 0, l
                            ) -> tuple[int, list[dict[str, Any]]]:
     """(total, one page) of short links, oldest first; a filter that is no id finds none."""
     actor.require(Permission.VIEW)
-    clauses, params = [], []
+    clause = sql.Where('short_links', steer=False)
     for column, value in (('message_id', filters.message_id), ('task_id', filters.task_id)):
         if value is not None:
-            try:
-                params.append(str(uuid.UUID(value)))
-            except ValueError:
+            parsed = templates.parse_id(value)
+            if parsed is None:
                 return 0, []
-            clauses.append(f'{column} = ?')
-    where = ' AND '.join(clauses) or '1 = 1'
+            clause.add(f'{clause.column(column)} = ?', str(parsed))
+    where, params = clause.clause()
     total = (await sql.execute(f'SELECT count(*) AS n FROM short_links WHERE {where}', params))[0]['n']
     rows = await sql.execute(
         'SELECT id, code, target, message_id, task_id, clicks, created_at, updated_at, first_visit_at, '

@@ -93,11 +93,11 @@ def _for_task(request: SendRequest, task: Task | None) -> SendRequest:
 
 async def _request_errors(request: SendRequest) -> dict[str, str]:
     """Why the request as a whole cannot be sent (its time ranges, template or channels), keyed by the API's field
-    names; empty when it can. Its time ranges are put in the template's form ('09:00')."""
+    names; empty when it can."""
     errors: dict[str, str] = {}
     if request.allowed_time_ranges:
         request.allowed_time_ranges = [list(r) for r in templates.clean_ranges(
-            [(_minutes(start), _minutes(end)) for start, end in request.allowed_time_ranges], errors)]
+            [(start, end) for start, end in request.allowed_time_ranges], errors)]
         if errors:
             return {key.replace('time_ranges', 'allowedTimeRanges'): message for key, message in errors.items()}
     steps = request.steps
@@ -114,12 +114,6 @@ async def _request_errors(request: SendRequest) -> dict[str, str]:
     except ValidationError as error:
         return {_step_field(key, steps): message for key, message in error.errors.items()}
     return {}
-
-
-def _minutes(value: str) -> str:
-    """'09:00:00' (the API's times) → '09:00' (a template's)."""
-    value = (value or '').strip()
-    return value[:5] if len(value) == 8 and value.endswith(':00') else value
 
 
 def _step_field(key: str, steps: list[dict[str, Any]]) -> str:

@@ -187,7 +187,7 @@ def _planned(batch: _Batch, index: int, destination: Destination, contact: _Cont
     if len(batch.rejected) > refused:
         rejected = batch.rejected[-1]
         return Problem(index, rejected.field or 'variables', rejected.reason.capitalize() + '.')
-    _, messages, _ = batch.drain()
+    _, messages, _, _ = batch.drain()
     return [dict(zip(_MESSAGE_COLUMNS, row)) for row in messages]
 
 

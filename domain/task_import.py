@@ -306,10 +306,10 @@ def check_and_stage(rows_file: Path, mapping: task_files.Mapping, rules: task_fi
                     continue
                 numbers.append(result.row)
                 _stage_row(staged, batch, len(numbers) - 1, result)
-            notifications, messages, _ = batch.drain()
+            notifications, messages, _, short_links = batch.drain()
             staged.notifications += len(notifications)
             _summarize(staged, messages)
-            stage.write(notifications, messages, batch.drain_links())
+            stage.write(notifications, messages, short_links)
     staged.problems += [task_files.RowProblem(numbers[r.index], r.field or 'phone', r.reason) for r in batch.rejected]
     return staged
 
