@@ -147,6 +147,7 @@ class ProviderRoute(Model):
     rate_per_second = fields.FloatField(default=100.0)
     is_default = fields.BooleanField(default=False)
     enabled = fields.BooleanField(default=True)
+    backup = fields.ForeignKeyField('models.ProviderRoute', null=True, on_delete=fields.SET_NULL, related_name=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -232,6 +233,8 @@ class Message(Model):
     step_index = fields.SmallIntField(default=0)
     channel = fields.CharEnumField(Channel, max_length=16)
     route = fields.ForeignKeyField('models.ProviderRoute', null=True, on_delete=fields.SET_NULL, related_name=False)
+    pinned_route = fields.ForeignKeyField('models.ProviderRoute', null=True, on_delete=fields.SET_NULL,
+                                          related_name=False)  # sent through this route only (a test message)
     provider = fields.CharField(max_length=50, default='')
     sender = fields.CharField(max_length=320, default='')
     recipient = fields.CharField(max_length=320)
@@ -414,3 +417,13 @@ class BulkUpload(Model):
 
     class Meta:
         table = 'bulk_uploads'
+
+
+class AppSetting(Model):
+    """A setting changed in the dashboard and kept in the database, by key (e.g. 'hlr': the phone-check provider)."""
+    key = fields.CharField(max_length=100, primary_key=True)
+    value = fields.JSONField(default=dict)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = 'app_settings'

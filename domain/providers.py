@@ -6,8 +6,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
+from urllib.parse import quote
 
 from .channels import Channel
+from .config import settings
 from .statuses import MessageStatus
 
 
@@ -16,7 +18,7 @@ class SettingField:
     """One setting of a provider: drives the settings form and the TOML `settings` table."""
     key: str
     label: str
-    kind: str = 'text'  # text | secret | int | float | bool | choice
+    kind: str = 'text'  # text | multiline | secret | int | float | bool | choice
     default: Any = None
     required: bool = False
     help: str = ''
@@ -60,8 +62,29 @@ class DeliveryReport:
     at: datetime | None = None
 
 
-ReportSink = Callable[[bytes, Mapping[str, str]], Awaitable[None]]
-"""Where a provider that reports by itself (the simulator) posts a webhook body: the same path real webhooks take."""
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An HTTP request to a route's webhook address, as the provider made it. `url` is the address as the provider
+    called it (Herald's public URL, so signatures over it verify behind a proxy); `query` holds its parameters."""
+    body: bytes = b''
+    headers: Mapping[str, str] = field(default_factory=dict)
+    method: str = 'POST'
+    url: str = ''
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str:
+        """A header's value, whatever its case ('' when absent)."""
+        name = name.lower()
+        return next((value for key, value in self.headers.items() if key.lower() == name), '')
+
+
+ReportSink = Callable[[list[DeliveryReport]], Awaitable[None]]
+"""Where a provider whose reports do not come by webhook (SMPP's deliver_sm, the simulator's own) hands them."""
+
+
+def webhook_url(provider: str, route: str) -> str:
+    """The address a provider posts a route's delivery reports to (`api/webhooks.py` serves it)."""
+    return f'{settings().public_url}/webhooks/{quote(provider, safe="")}/{quote(route, safe="")}'
 
 
 class Provider(Protocol):
@@ -74,8 +97,10 @@ class Provider(Protocol):
     async def send(self, batch: list[OutgoingMessage]) -> list[SendResult]:
         """Hand the batch over; one result per message, in any order. Never raises for one message's failure."""
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[DeliveryReport]:
-        """Delivery reports in a webhook request; raises `WebhookRejected` for a request that is not genuine."""
+    def parse_webhook(self, request: WebhookRequest) -> list[DeliveryReport]:
+        """Delivery reports in a webhook request; raises `WebhookRejected` for a request that is not genuine.
+        A provider may also define `answer_challenge(request) -> str | None`: the text to answer a GET that
+        verifies the webhook address (WhatsApp Cloud's hub.challenge), or None when it is not one."""
 
     async def close(self) -> None:
         """Release connections."""

@@ -13,7 +13,10 @@ from domain.providers import Provider, ProviderConfigError, ReportSink, SettingF
 from .simulator import SimulatorProvider
 from .smtp import SmtpProvider
 
-PROVIDERS: dict[str, type] = {cls.name: cls for cls in (SimulatorProvider, SmtpProvider)}
+PROVIDERS: dict[str, type] = {cls.name: cls for cls in (
+    SimulatorProvider,
+    SmtpProvider,
+)}
 
 _TRUE = frozenset({'true', '1', 'yes', 'on'})
 _FALSE = frozenset({'false', '0', 'no', 'off'})

@@ -1,7 +1,7 @@
 """A provider that sends nothing: realistic latency, failures and delivery reports, for demos and benchmarks.
 
-Its delivery reports travel the path real ones take: a signed JSON webhook body handed to the route's report
-sink, which parses it back through `parse_webhook`.
+Its delivery reports travel the path real ones take: a signed JSON webhook body, parsed back through `parse_webhook`
+and handed to the route's report sink.
 """
 from __future__ import annotations
 
@@ -18,7 +18,15 @@ from typing import Any, ClassVar
 
 from domain.background import Background
 from domain.channels import Channel
-from domain.providers import DeliveryReport, OutgoingMessage, ReportSink, SendResult, SettingField, WebhookRejected
+from domain.providers import (
+    DeliveryReport,
+    OutgoingMessage,
+    ReportSink,
+    SendResult,
+    SettingField,
+    WebhookRejected,
+    WebhookRequest,
+)
 from domain.statuses import MessageStatus
 
 log = logging.getLogger(__name__)
@@ -126,16 +134,16 @@ class SimulatorProvider:
                 for provider_id, status, description, network in group
             ]}).encode()
             try:
-                await self._sink(body, {'Content-Type': 'application/json', SIGNATURE_HEADER: self.sign(body)})
+                headers = {'Content-Type': 'application/json', SIGNATURE_HEADER: self.sign(body)}
+                await self._sink(self.parse_webhook(WebhookRequest(body, headers)))
             except Exception:
                 log.exception('Route %s: the report sink failed on %d simulated reports', self.route_name, len(group))
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[DeliveryReport]:
-        signature = next((value for key, value in headers.items() if key.lower() == SIGNATURE_HEADER), '')
-        if not hmac.compare_digest(signature.encode(), self.sign(body).encode()):
+    def parse_webhook(self, request: WebhookRequest) -> list[DeliveryReport]:
+        if not hmac.compare_digest(request.header(SIGNATURE_HEADER).encode(), self.sign(request.body).encode()):
             raise WebhookRejected('bad or missing signature')
         try:
-            items = json.loads(body)['reports']
+            items = json.loads(request.body)['reports']
             return [_report(item) for item in items]
         except (ValueError, KeyError, TypeError) as error:
             raise WebhookRejected(f'malformed simulator report: {error}') from None

@@ -26,7 +26,15 @@ from typing import Any, ClassVar
 import aiosmtplib
 
 from domain.channels import Channel
-from domain.providers import DeliveryReport, OutgoingMessage, ReportSink, SendResult, SettingField, WebhookRejected
+from domain.providers import (
+    DeliveryReport,
+    OutgoingMessage,
+    ReportSink,
+    SendResult,
+    SettingField,
+    WebhookRejected,
+    WebhookRequest,
+)
 
 IN_DOUBT = 'In doubt'
 ADDRESS = re.compile(r'[^\s,;<>()"@]+@[^\s,;<>()"@]+')
@@ -240,7 +248,7 @@ class SmtpProvider:
         utf8 = not (sender + message.recipient + reply_to).isascii()
         return _Envelope(header_id, sender, message.recipient, content, utf8)
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[DeliveryReport]:
+    def parse_webhook(self, request: WebhookRequest) -> list[DeliveryReport]:
         raise WebhookRejected('SMTP has no delivery reports')
 
     async def close(self) -> None:

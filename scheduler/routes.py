@@ -6,14 +6,14 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from domain import delivery
 from domain.background import Background
 from domain.channels import Channel
 from domain.events import RoutesChanged
 from domain.models import ProviderRoute
-from domain.providers import DeliveryReport, OutgoingMessage, Provider, SendResult, WebhookRejected
+from domain.providers import DeliveryReport, OutgoingMessage, Provider, SendResult, WebhookRejected, WebhookRequest
 from providers.registry import create_provider
 
 log = logging.getLogger(__name__)
@@ -190,13 +190,10 @@ class RouteTable:
             await asyncio.shield(self._reloader)
 
     def _create(self, record: ProviderRoute) -> Provider:
-        """A provider whose own delivery reports (the simulator's) are parsed by itself even after it is replaced."""
-        provider: Provider | None = None
-
-        async def receive(body: bytes, headers: Mapping[str, str]) -> None:
-            await self._apply_webhook(record.provider, provider, body, headers)
-        provider = create_provider(record.provider, record.name, record.settings, receive)
-        return provider
+        """A provider whose own delivery reports (SMPP's, the simulator's) are applied even after it is replaced."""
+        async def receive(reports: list[DeliveryReport]) -> None:
+            await self._apply_reports(record.provider, reports)
+        return create_provider(record.provider, record.name, record.settings, receive)
 
     def _retire(self, route: Route) -> None:
         async def close_when_idle() -> None:
@@ -212,16 +209,14 @@ class RouteTable:
         """The channel's default route, else its first enabled one."""
         return next((route for route in self.routes.values() if route.channel is channel), None)
 
-    async def receive_webhook(self, route_name: str, body: bytes, headers: Mapping[str, str]) -> int:
-        """A provider's delivery reports (a real webhook or the simulator's): returns how many moved a message."""
+    async def receive_webhook(self, route_name: str, request: WebhookRequest) -> int:
+        """A provider's delivery reports from a webhook request: returns how many moved a message."""
         route = self.routes.get(route_name)
         if route is None:
             raise WebhookRejected(f'There is no enabled route "{route_name}".')
-        return await self._apply_webhook(route.provider_name, route.provider, body, headers)
+        return await self._apply_reports(route.provider_name, route.provider.parse_webhook(request))
 
-    async def _apply_webhook(self, provider_name: str, provider: Provider, body: bytes,
-                             headers: Mapping[str, str]) -> int:
-        reports = provider.parse_webhook(body, headers)
+    async def _apply_reports(self, provider_name: str, reports: list[DeliveryReport]) -> int:
         moved, unmatched = await delivery.apply_reports(provider_name, reports)
         if unmatched:
             self._retry(provider_name, unmatched)

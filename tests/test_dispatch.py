@@ -13,6 +13,7 @@ from domain.auth import Actor
 from domain.channels import Channel
 from domain.enqueue import Destination, SendRequest
 from domain.models import Message, MessageEvent, ProviderRoute, Role, SenderName, SenderStatus
+from domain.providers import WebhookRequest
 from domain.statuses import MessageStatus
 from scheduler.dispatcher import Dispatcher, recover_in_doubt, release_delayed
 from scheduler.routes import RouteTable
@@ -150,7 +151,7 @@ async def test_duplicate_and_late_reports_change_nothing(operator: Actor) -> Non
     late = (b'{"reports": [{"id": "%s", "status": "UNDELIVERED"}, {"id": "%s", "status": "DELIVERED"}]}'
             % (message.provider_message_id.encode(), message.provider_message_id.encode()))
     signature = {'X-Simulator-Signature': routes.routes['sim-sms'].provider.sign(late)}
-    assert await routes.receive_webhook('sim-sms', late, signature) == 0
+    assert await routes.receive_webhook('sim-sms', WebhookRequest(late, signature)) == 0
     assert (await Message.get()).status is MessageStatus.DELIVERED
     await routes.close()
 

@@ -12,7 +12,7 @@ import pytest
 from smtp_server import RecordingHandler, SmtpServer, authenticator, free_port, make_certificate, server_tls_context
 
 from domain.channels import Channel
-from domain.providers import OutgoingMessage, ProviderConfigError, SendResult, WebhookRejected
+from domain.providers import OutgoingMessage, ProviderConfigError, SendResult, WebhookRejected, WebhookRequest
 from providers.registry import InvalidSettings, create_provider
 from providers.smtp import IN_DOUBT, SmtpProvider
 
@@ -386,4 +386,4 @@ def test_smtp_settings_are_validated() -> None:
 def test_smtp_has_no_webhooks() -> None:
     provider = create_provider('smtp', 'mail', {'host': 'mx'}, None)
     with pytest.raises(WebhookRejected):
-        provider.parse_webhook(b'{}', {})
+        provider.parse_webhook(WebhookRequest(b'{}'))

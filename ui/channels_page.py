@@ -78,6 +78,8 @@ class SettingsFields:
             if has_secret:
                 element.props['placeholder'] = 'Leave empty to keep'
                 self.removals[field.key] = ui.checkbox(f'Remove the stored {field.label.lower()}')
+        elif field.kind == 'multiline':
+            element = ui.textarea(label, value='' if value is None else str(value)).props('autogrow')
         else:
             element = ui.input(label, value='' if value is None else str(value))
             if field.kind in ('int', 'float'):
