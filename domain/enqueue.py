@@ -23,7 +23,7 @@ _MESSAGE_COLUMNS = (
     'id', 'notification_id', 'task_id', 'bulk_id', 'step_index', 'channel', 'provider', 'sender', 'recipient',
     'subject', 'text', 'html', 'params', 'parts', 'cost', 'currency', 'status', 'status_description', 'network',
     'attempt', 'required', 'handed_over', 'in_doubt', 'validity_minutes', 'created_at', 'updated_at', 'due_at',
-    'short_link_clicks', 'email_opens', 'email_clicks',
+    'short_link_clicks', 'email_opens', 'email_clicks', 'pinned_route_id',
 )
 _NOTIFICATION_COLUMNS = (
     'id', 'bulk_id', 'group_id', 'flow_id', 'task_id', 'template_id', 'external_id', 'client_id', 'messenger_user_id',
@@ -75,6 +75,7 @@ class SendRequest:
     use_short_links: bool = False
     send_at: datetime | None = None
     hold: bool = False  # the messages wait PAUSED (a task not yet started) instead of QUEUED
+    route_id: int | None = None  # sent through this provider route only, with no failover (a test message)
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,7 @@ class _Batch:
             message_id, notification_id, self.task_id, self.bulk_id, step.index, channel, '', step.sender, recipient,
             templates.render(step.subject, values), text, page, step.params, parts,
             cost, currency, status, description, '', 0, step.required, False, False, step.validity,
-            self.now, self.now, due if status in _DUE else None, 0, 0, 0,
+            self.now, self.now, due if status in _DUE else None, 0, 0, 0, self.request.route_id,
         ))
         self.events.append((message_id, self.now, status, description, '{}'))
         if self.reporting:

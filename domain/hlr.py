@@ -1,28 +1,36 @@
 """Check phones (HLR): validate numbers and look up their type, operator, region and time zone through an HLR
-provider; keep every result, searchable by part of the number and by period, and exportable."""
+provider; keep every result, searchable by part of the number and by period, and exportable.
+
+The provider is chosen on Settings → Channels & providers and kept in the AppSetting 'hlr' as {"provider": name,
+"settings": {...}} (the offline one when unset). Its secret settings never leave this module in clear, as with
+domain.routes: forms get them left out, audit records masked, and a secret left empty keeps the stored one."""
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone, tzinfo
 from decimal import Decimal
 from enum import Enum
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from python_calamine import CalamineError, CalamineWorkbook
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from . import audit, phones, sql
+from . import audit, phones, provider_settings, sql
 from .auth import Actor, Permission, now
 from .config import settings
-from .errors import NotFound, ValidationError
-from .models import HlrCheck
+from .errors import HeraldError, NotFound, ValidationError
+from .models import AppSetting, HlrCheck
+from .providers import ProviderConfigError, SettingField, StoredSettings
 
 MAX_NUMBERS = 100_000  # per check
 MAX_EXPORT_ROWS = 200_000
@@ -31,6 +39,9 @@ FILE_TOO_BIG = f'The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.'
 FILE_TYPES = ('.xlsx', '.csv', '.txt')
 SORTABLE = ('phone', 'status', 'number_type', 'network', 'region', 'cost', 'created_at')
 ENTITY = 'hlr_check'
+SETTING_KEY = 'hlr'  # the AppSetting that names the provider
+SETTING_ENTITY = 'app_setting'
+DEFAULT_PROVIDER = 'offline'
 PHONE_HEADERS = frozenset({'phone', 'phones', 'phone number', 'телефон', 'номер', 'номер телефона'})
 EXPORT_HEADERS = ['Phone', 'Status', 'Reason', 'Number type', 'Operator', 'Region', 'Country', 'Time zone', 'Cost',
                   'Currency', 'Checked at']
@@ -43,8 +54,11 @@ _COLUMNS = ('id', 'check_id', 'phone', 'status', 'status_code', 'number_type', '
 
 
 class HlrStatus(str, Enum):
-    VALID = 'VALID'
-    INVALID = 'INVALID'
+    VALID = 'VALID'  # a number in service
+    INVALID = 'INVALID'  # no number, or one the network says is not in service
+    ABSENT = 'ABSENT'  # in service, but the phone is switched off or out of coverage
+    UNKNOWN = 'UNKNOWN'  # the network gave no clear answer
+    ERROR = 'ERROR'  # the lookup itself failed: nothing is known about the number
 
 
 VALID_CODE = 1
@@ -59,12 +73,42 @@ INVALID_CODES = {
     'invalid number for its country': 8,
 }
 OTHER_INVALID_CODE = 9
-REASONS = {code: reason for reason, code in INVALID_CODES.items()} | {OTHER_INVALID_CODE: 'invalid number'}
+# What an HLR provider's lookup found (10–19: the network's answer) or why it failed (20–29).
+ABSENT_CODE = 10
+UNKNOWN_SUBSCRIBER_CODE = 11
+REFUSED_NUMBER_CODE = 12
+NO_CLEAR_ANSWER_CODE = 13
+UNREACHABLE_CODE = 20
+SERVER_ERROR_CODE = 21
+REQUEST_REFUSED_CODE = 22
+UNREADABLE_CODE = 23
+LEFT_OUT_CODE = 24
+LOOKUP_REASONS = {
+    ABSENT_CODE: 'absent subscriber: the phone is switched off or out of coverage',
+    UNKNOWN_SUBSCRIBER_CODE: 'unknown subscriber: the number is not in service',
+    REFUSED_NUMBER_CODE: 'the network refused the number',
+    NO_CLEAR_ANSWER_CODE: 'the network gave no clear answer',
+    UNREACHABLE_CODE: 'lookup failed: the HLR provider could not be reached or did not answer in time',
+    SERVER_ERROR_CODE: 'lookup failed: the HLR provider answered with an error; check the number again later',
+    REQUEST_REFUSED_CODE: 'lookup failed: the HLR provider refused the lookup',
+    UNREADABLE_CODE: "lookup failed: the HLR provider's answer could not be read",
+    LEFT_OUT_CODE: "lookup failed: the HLR provider's answer left this number out",
+}
+REASONS = {code: reason for reason, code in INVALID_CODES.items()} | {OTHER_INVALID_CODE: 'invalid number'} \
+    | LOOKUP_REASONS
+_TALLY_WORDS = {HlrStatus.VALID: 'valid', HlrStatus.INVALID: 'invalid', HlrStatus.ABSENT: 'absent',
+                HlrStatus.UNKNOWN: 'unknown', HlrStatus.ERROR: 'not looked up (the lookup failed)'}
 
 
 def reason(status_code: int) -> str:
-    """Why a check found its number invalid ('' for valid numbers)."""
+    """Why a check found its number invalid, absent or unknown, or why its lookup failed ('' for valid numbers)."""
     return REASONS.get(status_code, '')
+
+
+def tally(counts: Mapping[HlrStatus, int]) -> str:
+    """'1 valid, 1 invalid, 1 absent': valid and invalid always, the other statuses when a check has them."""
+    return ', '.join(f'{counts.get(status, 0):,} {word}' for status, word in _TALLY_WORDS.items()
+                     if counts.get(status) or status in (HlrStatus.VALID, HlrStatus.INVALID))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,23 +132,171 @@ class HlrResult:
         return cls(phone[:_PHONE_LENGTH], HlrStatus.INVALID, INVALID_CODES.get(why, OTHER_INVALID_CODE))
 
 
+class HlrUnavailable(HeraldError):
+    """The phone-check provider cannot look anything up as configured (its credentials were refused, its settings
+    are wrong): an administrator must fix its settings. Nothing is checked."""
+
+
 class HlrProvider(Protocol):
+    """Constructed as `ProviderClass(settings)`, settings already validated against `settings_schema`
+    (providers.registry.create_hlr_provider)."""
     name: ClassVar[str]
+    label: ClassVar[str]
+    settings_schema: ClassVar[tuple[SettingField, ...]]
 
     async def check(self, numbers: list[str]) -> list[HlrResult]:
-        """One result per E.164 number, in order. Never raises for one number's failure."""
+        """One result per E.164 number, in order. Never raises for one number's failure (a failed lookup is an ERROR
+        result); raises HlrUnavailable when no number can be looked up as configured."""
+
+    async def close(self) -> None:
+        """Release connections."""
 
 
-_provider: HlrProvider | None = None
+# --- the configured provider -------------------------------------------------------------------------------------
+
+@dataclass
+class _Built:
+    """A provider built from the stored setting `config`, with the checks using it now; once `retired` (the setting
+    changed), the last of them closes it."""
+    config: str
+    provider: HlrProvider
+    checks: int = 0
+    retired: bool = False
 
 
-def hlr_provider() -> HlrProvider:
-    """The provider that checks numbers: the offline one (an HTTP HLR provider may take its place)."""
-    global _provider  # noqa: PLW0603
-    if _provider is None:
-        from providers.hlr_offline import OfflineHlrProvider  # imported here: the provider imports this module
-        _provider = OfflineHlrProvider()
-    return _provider
+_built: _Built | None = None
+
+
+def _registry() -> Any:
+    from providers import registry  # imported here: the providers import this module
+    return registry
+
+
+async def _stored() -> dict[str, Any]:
+    row = await AppSetting.get_or_none(key=SETTING_KEY)
+    return dict(row.value) if row else {}
+
+
+async def _current() -> _Built:
+    """The provider the stored setting names, built again (and the old one closed) when the setting changed."""
+    global _built  # noqa: PLW0603
+    stored = await _stored()
+    config = json.dumps(stored, sort_keys=True)
+    if _built is None or _built.config != config:
+        try:
+            provider = _registry().create_hlr_provider(stored.get('provider') or DEFAULT_PROVIDER,
+                                                       stored.get('settings') or {})
+        except ProviderConfigError as error:
+            raise HlrUnavailable(f'Phone checks cannot use the provider chosen on Settings → Channels & providers: '
+                                 f'{error}. An administrator must correct its settings.') from error
+        old, _built = _built, _Built(config, provider)
+        if old is not None:
+            await _retire(old)
+    return _built
+
+
+async def _retire(built: _Built) -> None:
+    built.retired = True
+    if not built.checks:
+        await built.provider.close()
+
+
+@asynccontextmanager
+async def _configured_provider() -> AsyncIterator[HlrProvider]:
+    """The configured provider, kept open while the caller uses it even if the setting changes meanwhile."""
+    built = await _current()
+    built.checks += 1
+    try:
+        yield built.provider
+    finally:
+        built.checks -= 1
+        if built.retired and not built.checks:
+            await built.provider.close()
+
+
+async def hlr_provider() -> HlrProvider:
+    """The provider that checks numbers: the one chosen on Settings → Channels & providers, else the offline one.
+    Cached; built again when the setting changes (the old one is closed once no check uses it)."""
+    return (await _current()).provider
+
+
+async def close_hlr_provider() -> None:
+    """Close the provider's connections (at shutdown)."""
+    global _built  # noqa: PLW0603
+    built, _built = _built, None
+    if built is not None:
+        await _retire(built)
+
+
+# --- choosing and configuring the provider -----------------------------------------------------------------------
+
+def provider_labels() -> dict[str, str]:
+    """The phone-check providers: name → label."""
+    return {name: cls.label for name, cls in _registry().HLR_PROVIDERS.items()}
+
+
+def settings_schema(provider: str) -> tuple[SettingField, ...]:
+    cls = _registry().HLR_PROVIDERS.get(provider)
+    return cls.settings_schema if cls else ()
+
+
+def _form_view(stored: Mapping[str, Any]) -> StoredSettings:
+    provider = stored.get('provider') or DEFAULT_PROVIDER
+    return provider_settings.stored_settings(_registry().HLR_PROVIDERS.get(provider), provider,
+                                             stored.get('settings') or {})
+
+
+async def hlr_settings(actor: Actor) -> StoredSettings:
+    actor.require(Permission.MANAGE_SETTINGS)
+    return _form_view(await _stored())
+
+
+async def set_hlr_provider(actor: Actor, provider: str, settings: Mapping[str, Any],
+                           clear_secrets: frozenset[str] = frozenset()) -> StoredSettings:
+    """Make Check phones use `provider` with these settings (unset ones take its defaults). Secret settings left
+    empty keep the stored ones, unless named in `clear_secrets` or the provider changes. ValidationError names every
+    bad field (`settings.<key>` for a setting); the next check uses the new provider."""
+    actor.require(Permission.MANAGE_SETTINGS)
+    providers = _registry().HLR_PROVIDERS
+    cls = providers.get((provider or '').strip())
+    if cls is None:
+        raise ValidationError({'provider': f'Choose a provider: {", ".join(providers)}.'})
+    async with in_transaction():
+        row = await AppSetting.filter(key=SETTING_KEY).select_for_update().first()
+        before = dict(row.value) if row else {}
+        same = (before.get('provider') or DEFAULT_PROVIDER) == cls.name
+        after = {'provider': cls.name, 'settings': provider_settings.settings_to_store(
+            cls, settings, (before.get('settings') or {}) if same else {}, clear_secrets)}
+        old, new = _audited(before) if before else {}, _audited(after)
+        changes = provider_settings.mask_settings(audit.diff(old, dict.fromkeys(old) | new),
+                                                  providers.get(old.get('provider', '')), cls)
+        if changes:
+            await AppSetting.update_or_create(key=SETTING_KEY, defaults={'value': after})
+            await audit.record(actor, 'update', SETTING_ENTITY, SETTING_KEY, f'Phone checks use {cls.label}', changes)
+    return _form_view(after)
+
+
+def _audited(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored setting as audit records compare it (settings removed show as changed to None)."""
+    return {'provider': stored.get('provider') or DEFAULT_PROVIDER,
+            **{f'settings.{key}': value for key, value in sorted((stored.get('settings') or {}).items())}}
+
+
+async def check_number(actor: Actor, number: str) -> HlrResult:
+    """Look one number up through the configured provider, as an administrator's test of its settings. Nothing is
+    stored, but the test is audited: an HLR provider charges for each lookup."""
+    actor.require(Permission.MANAGE_SETTINGS)
+    if not (number or '').strip():
+        raise ValidationError({'number': 'Enter a phone number to check.'})
+    try:
+        e164 = phones.normalize_phone(number.strip(), settings().default_region)
+    except ValueError as error:
+        raise ValidationError({'number': f'This is no valid phone number: {error}.'}) from None
+    async with _configured_provider() as provider:
+        [result] = await provider.check([e164])
+    await audit.record(actor, 'test', SETTING_ENTITY, SETTING_KEY,
+                       f'Tested phone checks through {provider.label}: {result.status.value}')
+    return replace(result, currency=result.currency or settings().currency)
 
 
 # --- reading numbers ---------------------------------------------------------------------------------------------
@@ -208,8 +400,8 @@ async def check_phones(actor: Actor, raw_numbers: Sequence[phones.Raw]) -> str:
             invalid.setdefault(text, HlrResult.invalid(text, result))
         else:
             valid[result[0]] = None
-    provider = hlr_provider()
-    results = [*await provider.check(list(valid)), *invalid.values()]
+    async with _configured_provider() as provider:
+        results = [*await provider.check(list(valid)), *invalid.values()]
     check_id = sql.new_id()
     await _store(actor, check_id, provider.name, results)
     return check_id
@@ -226,10 +418,11 @@ async def _store(actor: Actor, check_id: str, provider: str, results: list[HlrRe
                  r.country, r.time_zone, r.ported, r.roaming, r.cost, r.currency or currency, provider,
                  actor.user_id, created_at)
                 for r in part])
-        invalid = sum(r.status is HlrStatus.INVALID for r in results)
+        counts = Counter(r.status for r in results)
         await audit.record(actor, 'check', ENTITY, check_id,
-                           f'Checked {len(results)} phone number(s): {len(results) - invalid} valid, {invalid} invalid',
-                           {'numbers': len(results), 'invalid': invalid, 'provider': provider})
+                           f'Checked {len(results)} phone number(s): {tally(counts)}',
+                           {'numbers': len(results), 'invalid': counts[HlrStatus.INVALID],
+                            'failed': counts[HlrStatus.ERROR], 'provider': provider})
 
 
 async def count_by_status(actor: Actor, check_id: str) -> dict[HlrStatus, int]:

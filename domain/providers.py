@@ -26,6 +26,15 @@ class SettingField:
 
 
 @dataclass(frozen=True)
+class StoredSettings:
+    """A provider's saved settings as a form may show them: without secrets, and which secrets are stored (the form
+    says "leave empty to keep")."""
+    provider: str
+    settings: Mapping[str, Any]
+    secrets: frozenset[str]
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     """A message handed to a provider: rendered, with its parts counted."""
     id: str
@@ -89,7 +98,7 @@ def webhook_url(provider: str, route: str) -> str:
 
 class Provider(Protocol):
     """Constructed as `ProviderClass(route_name, settings, report_sink)` once per route; `settings` are already
-    validated against `settings_schema` (see providers.registry.validate_settings)."""
+    validated against `settings_schema` (see domain.provider_settings.validate_settings)."""
     name: ClassVar[str]
     channels: ClassVar[frozenset[Channel]]
     settings_schema: ClassVar[tuple[SettingField, ...]]

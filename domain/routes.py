@@ -1,7 +1,8 @@
 """Provider routes (Settings → Channels & providers): which provider serves a channel, with its settings and limits.
 
 Secret settings (a provider's `secret` fields) never leave this module in clear: audit records mask them, and
-`public_settings` leaves them out for forms. When a route is updated, a secret left empty keeps the stored one.
+`stored_settings` leaves them out for forms. When a route is updated, a secret left empty keeps the stored one
+(see domain.provider_settings).
 Every change publishes `events.RoutesChanged`, on which the running engine reloads its routes.
 """
 from __future__ import annotations
@@ -15,18 +16,17 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from providers.registry import PROVIDERS, InvalidSettings, validate_settings
+from providers.registry import PROVIDERS
 
-from . import audit, events
+from . import audit, events, provider_settings
 from .auth import Actor, Permission
 from .channels import Channel
 from .errors import NotFound, ValidationError
 from .models import ProviderRoute
-from .providers import SettingField
+from .providers import SettingField, StoredSettings
 
 ENTITY = 'provider_route'
 NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,99}')  # it is a path segment of the route's webhook URL
-MASK = '••••••'
 MAX_CONCURRENCY = 1000
 MAX_RATE = 1_000_000
 SORTABLE = frozenset({'name', 'channel', 'provider', 'is_default', 'enabled', 'concurrency', 'rate_per_second'})
@@ -45,6 +45,7 @@ class RouteData:
     is_default: bool = False
     enabled: bool = True
     clear_secrets: frozenset[str] = frozenset()
+    backup: str | None = None  # the name of the route that takes its traffic while it fails; None: unchanged
 
 
 def provider_names(channel: Channel | str | None = None) -> list[str]:
@@ -57,24 +58,11 @@ def settings_schema(provider: str) -> tuple[SettingField, ...]:
     return cls.settings_schema if cls else ()
 
 
-def _is_secret(provider: str, key: str) -> bool:
-    """Whether the provider declares the setting secret; every setting of an unknown provider is, to be safe."""
-    cls = PROVIDERS.get(provider)
-    return cls is None or any(f.key == key and f.kind == 'secret' for f in cls.settings_schema)
-
-
-def public_settings(route: ProviderRoute) -> dict[str, Any]:
-    """The route's settings without its secrets: what a form may show."""
-    return {key: value for key, value in route.settings.items() if not _is_secret(route.provider, key)}
-
-
-def stored_secrets(route: ProviderRoute) -> frozenset[str]:
-    """The secret settings that have a value (a form says "leave empty to keep")."""
-    return frozenset(key for key, value in route.settings.items() if value and _is_secret(route.provider, key))
-
-
-def _given(value: Any) -> bool:
-    return value is not None and value != ''
+def stored_settings(route: ProviderRoute | None) -> StoredSettings | None:
+    """What a form may show of the route's settings (no secrets)."""
+    if route is None:
+        return None
+    return provider_settings.stored_settings(PROVIDERS.get(route.provider), route.provider, route.settings)
 
 
 def _whole(value: Any) -> int | None:
@@ -90,26 +78,6 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def _settings(provider: str, raw: Mapping[str, Any], kept: Mapping[str, Any], errors: dict[str, str]
-              ) -> dict[str, Any]:
-    """The given settings, coerced to their kinds (unset ones take the provider's defaults when a route loads)."""
-    merged = {**kept, **{key: value for key, value in raw.items() if _given(value)}}
-    try:
-        valid = validate_settings(PROVIDERS[provider], merged)
-    except InvalidSettings as error:
-        errors.update({f'settings.{key}': message[:1].upper() + message[1:] for key, message in error.errors.items()})
-        return {}
-    return {key: valid[key] for key in merged}
-
-
-def _kept_secrets(data: RouteData, provider: str, stored: ProviderRoute | None) -> dict[str, Any]:
-    """The stored secrets that `data` leaves empty and does not clear (none when the provider changes)."""
-    if stored is None or stored.provider != provider:
-        return {}
-    return {key: value for key, value in stored.settings.items() if _is_secret(provider, key)
-            and key not in data.clear_secrets and not _given(data.settings.get(key))}
 
 
 def check(data: RouteData, stored: ProviderRoute | None = None) -> dict[str, Any]:
@@ -138,34 +106,61 @@ def check(data: RouteData, stored: ProviderRoute | None = None) -> dict[str, Any
         errors['rate_per_second'] = f'Enter a number of messages per second above 0, at most {MAX_RATE:,}.'
     settings: dict[str, Any] = {}
     if provider in PROVIDERS:
-        settings = _settings(provider, data.settings, _kept_secrets(data, provider, stored), errors)
+        same = stored is not None and stored.provider == provider
+        try:
+            settings = provider_settings.settings_to_store(PROVIDERS[provider], data.settings,
+                                                           stored.settings if same else {}, data.clear_secrets)
+        except ValidationError as error:
+            errors.update(error.errors)
     if errors:
         raise ValidationError(errors)
     return {'name': name, 'channel': channel, 'provider': provider, 'settings': settings, 'concurrency': concurrency,
             'rate_per_second': rate, 'is_default': bool(data.is_default), 'enabled': bool(data.enabled)}
 
 
-def _state(route: ProviderRoute) -> dict[str, Any]:
+async def _state(route: ProviderRoute) -> dict[str, Any]:
+    backup = await ProviderRoute.get_or_none(id=route.backup_id) if route.backup_id else None
     return {'name': route.name, 'channel': route.channel.value, 'provider': route.provider,
             'concurrency': route.concurrency, 'rate_per_second': route.rate_per_second,
-            'is_default': route.is_default, 'enabled': route.enabled,
+            'is_default': route.is_default, 'enabled': route.enabled, 'backup': backup.name if backup else None,
             **{f'settings.{key}': value for key, value in sorted(route.settings.items())}}
 
 
+async def _backup_id(data: RouteData, channel: Channel, route: ProviderRoute | None) -> int | None:
+    """The id of the backup route `data` names: one of the same channel, whose own backups never lead back."""
+    if data.backup is None:
+        return route.backup_id if route else None
+    name = data.backup.strip()
+    if not name:
+        return None
+    backup = await ProviderRoute.get_or_none(name=name)
+    if backup is None:
+        raise ValidationError({'backup': f'There is no route named "{name}".'})
+    if route is not None and backup.id == route.id:
+        raise ValidationError({'backup': 'A route cannot be its own backup.'})
+    if backup.channel is not channel:
+        raise ValidationError({'backup': f'"{name}" sends {backup.channel.label}, not {channel.label}.'})
+    seen, current = {backup.id}, backup
+    while current.backup_id is not None and current.backup_id not in seen:
+        if route is not None and current.backup_id == route.id:
+            raise ValidationError({'backup': f'"{name}" already falls back on this route, directly or not.'})
+        seen.add(current.backup_id)
+        current = await ProviderRoute.get(id=current.backup_id)
+    return backup.id
+
+
+async def backup_choices(channel: Channel | str, route_id: int | None = None) -> list[str]:
+    """The names of the routes that may back up a route of `channel` (the route itself excluded)."""
+    return [route.name for route in await ProviderRoute.filter(channel=channel).exclude(id=route_id or 0)
+            .order_by('name')]
+
+
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """audit.diff with secret settings shown as MASK: a change is visible, its value is not."""
+    """audit.diff with secret settings masked."""
     provider = after.get('provider') or before.get('provider') or ''
     old_provider = before.get('provider') or provider
-    changes = audit.diff(before, after)
-    for key, (old, new) in changes.items():
-        if key.startswith('settings.'):
-            setting = key.removeprefix('settings.')
-            changes[key] = [_mask(old, _is_secret(old_provider, setting)), _mask(new, _is_secret(provider, setting))]
-    return changes
-
-
-def _mask(value: Any, secret: bool) -> Any:
-    return MASK if secret and _given(value) else value
+    return provider_settings.mask_settings(audit.diff(before, after), PROVIDERS.get(old_provider),
+                                           PROVIDERS.get(provider))
 
 
 async def list_routes(actor: Actor, sort: str | None = 'channel', descending: bool = False, offset: int = 0,
@@ -195,12 +190,13 @@ async def create_route(actor: Actor, data: RouteData) -> ProviderRoute:
     values = check(data)
     async with in_transaction():
         await _require_unique(values['name'])
+        values['backup_id'] = await _backup_id(data, values['channel'], None)
         try:
             route = await ProviderRoute.create(**values)
         except IntegrityError as error:  # the same name saved at the same moment
             raise _taken(values['name']) from error
         await audit.record(actor, 'create', ENTITY, route.id, f'Created route "{route.name}": {_describe(route)}',
-                           _diff({}, _state(route)))
+                           _diff({}, await _state(route)))
         await _unset_other_defaults(actor, route)
     _changed(route.name)
     return route
@@ -213,10 +209,11 @@ async def update_route(actor: Actor, route_id: int, data: RouteData) -> Provider
         values = check(data, route)
         if values['name'] != route.name:
             await _require_unique(values['name'])
-        before = _state(route)
+        values['backup_id'] = await _backup_id(data, values['channel'], route)
+        before = await _state(route)
         old_name = route.name
         route.update_from_dict(values)
-        changes = _diff(before, _state(route))
+        changes = _diff(before, await _state(route))
         if not changes:
             return route
         try:
@@ -242,7 +239,7 @@ async def delete_route(actor: Actor, route_id: int) -> None:
     actor.require(Permission.MANAGE_SETTINGS)
     async with in_transaction():
         route = await _get(route_id, lock=True)
-        state = _state(route)
+        state = await _state(route)
         await route.delete()
         await audit.record(actor, 'delete', ENTITY, route_id, f'Deleted route "{route.name}": {_describe(route)}',
                            _diff(state, dict.fromkeys(state)))

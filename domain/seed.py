@@ -18,7 +18,13 @@ provider = "simulator"
 concurrency = 10
 rate_per_second = 50
 default = true
+backup = "sms-backup"  # takes the traffic while this route fails (a route of the same channel)
 settings = { latency_ms = 200 }
+
+[[providers]]
+name = "sms-backup"
+channel = "sms"
+provider = "simulator"
 ```
 Applying it again changes nothing; entries are matched by (name, channel), (channel, country) and name.
 Provider routes go through domain/routes.py, as if an admin saved them: the same checks (settings against the
@@ -27,6 +33,7 @@ provider's schema), one default route per channel, and audit records by "system"
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -107,6 +114,8 @@ async def apply_config(config: dict[str, list[dict[str, Any]]], default_currency
                 channel=Channel(entry['channel']), country=entry['country'].upper(),
                 defaults={'price_per_part': Decimal(str(entry['price_per_part'])),
                           'currency': entry.get('currency', default_currency).upper()})
+        for entry in config['providers']:  # backups are set once every route exists
+            await routes.put_route(SYSTEM, replace(_route(entry), backup=None))
         for entry in config['providers']:
             await routes.put_route(SYSTEM, _route(entry))
 
@@ -116,7 +125,7 @@ def _route(entry: dict[str, Any]) -> routes.RouteData:
         name=str(entry['name']), channel=str(entry.get('channel', '')), provider=str(entry['provider']),
         settings=entry.get('settings', {}), concurrency=entry.get('concurrency', 10),
         rate_per_second=entry.get('rate_per_second', 100), is_default=bool(entry.get('default', False)),
-        enabled=bool(entry.get('enabled', True)))
+        enabled=bool(entry.get('enabled', True)), backup=str(entry.get('backup', '')))
 
 
 async def ensure_routes() -> None:

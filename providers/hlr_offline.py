@@ -3,7 +3,8 @@ operator it was issued to, its region and time zone. No network, so it cannot kn
 costs nothing."""
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, carrier, geocoder
@@ -11,6 +12,7 @@ from phonenumbers.timezone import time_zones_for_number
 
 from domain import phones
 from domain.hlr import VALID_CODE, HlrResult, HlrStatus
+from domain.providers import SettingField
 
 LANGUAGE = 'en'
 _UNKNOWN_ZONE = 'Etc/Unknown'
@@ -32,10 +34,18 @@ _CARRIER_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_O
 
 class OfflineHlrProvider:
     name: ClassVar[str] = 'offline'
+    label: ClassVar[str] = 'Offline (phone-number data, free)'
+    settings_schema: ClassVar[tuple[SettingField, ...]] = ()
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        """It has no settings."""
 
     async def check(self, numbers: list[str]) -> list[HlrResult]:
         """Large batches are looked up in the worker processes of domain.phones, so the event loop stays free."""
         return await phones.in_workers(look_up_all, numbers)
+
+    async def close(self) -> None:
+        """It holds no connections."""
 
 
 def look_up_all(numbers: list[str]) -> list[HlrResult]:

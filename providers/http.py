@@ -64,6 +64,10 @@ class HttpProvider:
         """What an error answer says, for the message's status description."""
         return f'HTTP {response.status_code}: {response.text[:300]}'
 
+    def transient(self, response: httpx.Response) -> bool:
+        """Whether an error answer is worth retrying (a provider may say so in its body, not its status)."""
+        return response.status_code in RETRIED_STATUSES or response.status_code >= 500
+
     async def send(self, batch: list[OutgoingMessage]) -> list[SendResult]:
         return list(await asyncio.gather(*(self._send_one(message) for message in batch)))
 
@@ -90,8 +94,7 @@ class HttpProvider:
                 return SendResult(message.id, False, in_doubt=True,
                                   error=f'{self.name} answered {response.status_code} with a body Herald cannot '
                                         f'read ({_describe(error)}): it may have taken the message')
-        transient = response.status_code in RETRIED_STATUSES or response.status_code >= 500
-        return SendResult(message.id, False, error=self.refusal(response)[:500], transient=transient)
+        return SendResult(message.id, False, error=self.refusal(response)[:500], transient=self.transient(response))
 
     async def close(self) -> None:
         if self._client is not None:

@@ -24,6 +24,7 @@ from domain import sql, windows
 from domain.background import Background
 from domain.channels import Channel
 from domain.delivery import StatusChange, change_status
+from domain.failover import RouteState
 from domain.models import TaskStatus
 from domain.providers import OutgoingMessage, SendResult
 from domain.statuses import MessageStatus
@@ -66,11 +67,19 @@ class Claimed:
 
 @dataclass
 class Batch:
-    """What one claim took: `claimed` messages, of which `messages` go to `route` (the rest were settled at once)."""
+    """Claimed messages that go to one route."""
+    route: Route
+    messages: list[Claimed]
+    reserved: bool = False  # the route had room for them at once: already recorded as handed over
+
+
+@dataclass
+class Claim:
+    """What one claim of a channel took: `claimed` messages, sent in `batches` (the rest were settled at once).
+    `route` is the one the channel sends through now."""
     route: Route | None
     claimed: int = 0
-    messages: list[Claimed] = field(default_factory=list)
-    reserved: bool = False  # the route had room for them at once: already recorded as handed over
+    batches: list[Batch] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -100,9 +109,9 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Claim one batch of every channel and settle them; returns how many messages were claimed."""
-        batches = [await self._claim(channel) for channel in Channel]
-        await asyncio.gather(*(self._deliver(batch) for batch in batches if batch.messages))
-        return sum(batch.claimed for batch in batches)
+        claims = [await self._claim(channel) for channel in Channel]
+        await asyncio.gather(*(self._deliver(batch) for claim in claims for batch in claim.batches if batch.messages))
+        return sum(claim.claimed for claim in claims)
 
     async def _serve(self, channel: Channel) -> None:
         in_flight: set[asyncio.Task] = set()
@@ -110,15 +119,16 @@ class Dispatcher:
             while len(in_flight) >= self.batches_in_flight:
                 await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             try:
-                batch = await self._claim(channel)
+                claim = await self._claim(channel)
             except Exception:  # noqa: BLE001 - keep dispatching: nothing of a failed claim was committed
                 log.exception('Claiming %s messages failed', channel.label)
-                batch = Batch(None)
-            if batch.messages:
-                task = self._background.start(self._deliver(batch), name=f'herald-deliver-{channel.value}')
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            if batch.claimed < self._limit(batch.route):
+                claim = Claim(None)
+            for batch in claim.batches:
+                if batch.messages:
+                    task = self._background.start(self._deliver(batch), name=f'herald-deliver-{channel.value}')
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+            if claim.claimed < self._limit(claim.route):
                 self._wake[channel].clear()
                 await self._background.pause(0.5, self._wake[channel])
 
@@ -127,32 +137,35 @@ class Dispatcher:
             return self.batch_size
         return max(1, min(self.batch_size, int(route.bucket.rate * SECONDS_PER_BATCH)))
 
-    async def _claim(self, channel: Channel) -> Batch:
+    async def _claim(self, channel: Channel) -> Claim:
         """Take due messages of a channel: paused tasks' ones end PAUSED, those outside their window DELAYED, the
-        rest are marked handed over to the channel's route, all in one transaction."""
+        rest are marked handed over to the channel's route (or the route a message is pinned to), all in one
+        transaction."""
         route = self.routes.for_channel(channel)
         now = _now()
         async with in_transaction():
             rows = await sql.execute(
                 'SELECT m.id, m.task_id, m.channel, m.recipient, m.sender, m.subject, m.text, m.html, m.params, '
-                'm.parts, m.attempt, n.allowed_time_ranges, n.time_zone FROM messages m '
+                'm.parts, m.attempt, m.pinned_route_id, n.allowed_time_ranges, n.time_zone FROM messages m '
                 'JOIN notifications n ON n.id = m.notification_id '
                 f"WHERE m.status = '{_S.QUEUED.value}' AND m.channel = ? AND m.due_at <= ? "  # the partial index's terms
                 'AND m.send_started_at IS NULL AND (m.lease_until IS NULL OR m.lease_until < ?) '
                 f"ORDER BY m.due_at LIMIT ?{sql.skip_locked('m')}", [channel, now, now, self._limit(route)])
             if not rows:
-                return Batch(route)
+                return Claim(route)
             changes, to_send = await self._plan([Claimed(row) for row in rows], route, now)
-            reserved = bool(to_send) and await route.reserve(len(to_send))
+            batches = [Batch(target, messages) for target, messages in to_send.items()]
             try:
-                if to_send:
-                    await self._lease(route, to_send, reserved, now)
+                for batch in batches:
+                    batch.reserved = await batch.route.reserve(len(batch.messages))
+                    await self._lease(batch.route, batch.messages, batch.reserved, now)
                 await change_status(changes, now)
             except BaseException:
-                if reserved:
-                    route.slots.release()
+                for batch in batches:
+                    if batch.reserved:
+                        batch.route.slots.release()
                 raise
-        return Batch(route, len(rows), to_send, reserved)
+        return Claim(route, len(rows), batches)
 
     async def _lease(self, route: Route, messages: list[Claimed], handed_over: bool, now: datetime) -> None:
         """Reserve the messages for this dispatcher until they are sent; when the route has room for them right
@@ -165,19 +178,20 @@ class Dispatcher:
     async def _record(self, messages: list[Claimed] | list[OutgoingMessage], lease_until: datetime,
                       route: Route | None = None, handed_over_at: datetime | None = None) -> None:
         """Lease the messages to this dispatcher; with a route, also record them as handed over to it."""
-        handed_over = ', send_started_at = ?, provider = ?, attempt = attempt + 1' if route else ''
+        handed_over = ', send_started_at = ?, provider = ?, route_id = ?, attempt = attempt + 1' if route else ''
         await sql.execute(
             f"UPDATE messages SET lease_until = ?, claimed_by = ?{handed_over} WHERE id {sql.any_of('uuid')}",
-            [lease_until, self.worker_id, *((handed_over_at, route.provider_name) if route else ()),
+            [lease_until, self.worker_id, *((handed_over_at, route.provider_name, route.id) if route else ()),
              sql.Many([message.id for message in messages])])
 
     async def _plan(self, claimed: list[Claimed], route: Route | None, now: datetime
-                    ) -> tuple[list[StatusChange], list[Claimed]]:
+                    ) -> tuple[list[StatusChange], dict[Route, list[Claimed]]]:
+        """What becomes of each claimed message: status changes, and the messages to send by route."""
         paused = await self._paused_tasks({str(c.row['task_id']) for c in claimed if c.row['task_id']})
         openings: dict[tuple[Any, str], datetime | None] = {}
         changes: list[StatusChange] = []
         delays: list[tuple[datetime, str]] = []
-        to_send: list[Claimed] = []
+        to_send: dict[Route, list[Claimed]] = {}
         for message in claimed:
             row = message.row
             if row['task_id'] and str(row['task_id']) in paused:
@@ -186,12 +200,13 @@ class Dispatcher:
             key = (row['allowed_time_ranges'], row['time_zone'] or 'UTC')
             if key not in openings:
                 openings[key] = _opening(_json(key[0]), key[1], now)
+            target = self.routes.by_id(row['pinned_route_id']) if row['pinned_route_id'] else route
             if openings[key] is not None:
                 delays.append((openings[key], message.id))
-            elif route is None:
-                changes.append(StatusChange(message.id, _S.ERROR, f'No provider route serves {row["channel"]}'))
+            elif target is None:
+                changes.append(StatusChange(message.id, _S.ERROR, _no_route(row)))
             else:
-                to_send.append(message)
+                to_send.setdefault(target, []).append(message)
         await sql.execute_many('UPDATE messages SET due_at = ? WHERE id = ?', delays)
         return changes + [StatusChange(message_id, _S.DELAYED) for _, message_id in delays], to_send
 
@@ -206,7 +221,7 @@ class Dispatcher:
         messages = {message.id: message for message in batch.messages}
 
         async def settle(results: list[SendResult]) -> None:
-            await self._settle(results, messages)
+            await self._settle(results, messages, batch.route)
         outgoing = [message.outgoing() for message in batch.messages]
         try:
             if batch.reserved:
@@ -221,8 +236,11 @@ class Dispatcher:
         now = _now()
         await self._record(messages, now + self.lease, route, now)
 
-    async def _settle(self, results: list[SendResult], messages: dict[str, Claimed]) -> None:
+    async def _settle(self, results: list[SendResult], messages: dict[str, Claimed], route: Route) -> None:
+        """Record the results; messages failed for the provider's sake are retried with backoff, or at once when
+        the route's backup carries its traffic now."""
         now = _now()
+        failing_over = route.health.state is RouteState.FAILING and self.routes.backup_of(route) is not None
         changes: list[StatusChange] = []
         retries: list[tuple[datetime, str, str]] = []
         for result in results:
@@ -231,7 +249,7 @@ class Dispatcher:
                 changes.append(StatusChange(result.message_id, result.status,
                                             provider_message_id=result.provider_message_id))
             elif result.transient and not result.in_doubt and attempt < MAX_ATTEMPTS:
-                delay = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
+                delay = 0 if failing_over else BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
                 retries.append((now + timedelta(seconds=delay), result.error[:500], result.message_id))
             else:
                 changes.append(StatusChange(result.message_id, _S.ERROR, result.error or 'The provider refused it',
@@ -245,6 +263,12 @@ class Dispatcher:
                 'UPDATE messages SET due_at = ?, status_description = ?, send_started_at = NULL, lease_until = NULL, '
                 'claimed_by = NULL WHERE id = ?', retries)
             await change_status(changes, now)
+
+
+def _no_route(row: dict[str, Any]) -> str:
+    if row['pinned_route_id']:
+        return 'The route this message must go through is not enabled'
+    return f'No provider route serves {row["channel"]}'
 
 
 def _opening(ranges: list[list[str]] | None, zone: str, now: datetime) -> datetime | None:

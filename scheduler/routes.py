@@ -5,10 +5,11 @@ import asyncio
 import contextvars
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 
-from domain import delivery
+from domain import delivery, failover
 from domain.background import Background
 from domain.channels import Channel
 from domain.events import RoutesChanged
@@ -68,7 +69,10 @@ class InFlight:
 
 class Route:
     def __init__(self, record: ProviderRoute, provider: Provider, in_flight: InFlight) -> None:
+        self.id = record.id
         self.name = record.name
+        self.backup_id = record.backup_id
+        self.health = failover.health(record.name)
         self.channel = record.channel
         self.provider_name = record.provider
         self.is_default = record.is_default
@@ -114,12 +118,17 @@ class Route:
         await settle(results)
 
     async def _call(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        """The provider's results, judged for failover: failures for the provider's sake count against it."""
+        started = time.monotonic()
         try:
-            return await self.provider.send(messages)
+            results = await self.provider.send(messages)
         except Exception as error:  # noqa: BLE001 - a provider bug: what it sent before failing is unknown
             log.exception('Provider %s failed on a batch', self.name)
-            return [SendResult(m.id, accepted=False, error=f'Provider failure: {error}', in_doubt=True)
-                    for m in messages]
+            results = [SendResult(m.id, accepted=False, error=f'Provider failure: {error}', in_doubt=True)
+                       for m in messages]
+        failed = [result for result in results if not result.accepted and (result.transient or result.in_doubt)]
+        self.health.record(len(results), len(failed), time.monotonic() - started, failed[0].error if failed else '')
+        return results
 
     async def _close_if_retired(self) -> None:
         if self.in_flight.closed and not self.in_flight.count:  # it came after a reload retired the provider
@@ -162,6 +171,7 @@ class RouteTable:
                 await _close_all(created)
                 raise
             old, self.routes = self.routes, routes
+            failover.forget(set(routes))
             kept = {id(route.provider) for route in routes.values()}
             for route in old.values():
                 if id(route.provider) not in kept:
@@ -206,8 +216,26 @@ class RouteTable:
         task.add_done_callback(lambda done: self._retiring.pop(done, None))
 
     def for_channel(self, channel: Channel) -> Route | None:
-        """The channel's default route, else its first enabled one."""
-        return next((route for route in self.routes.values() if route.channel is channel), None)
+        """The channel's default route, else its first enabled one; or, while that fails, its backup (see
+        domain.failover: each route of the chain keeps its current share of what reaches it)."""
+        route = next((route for route in self.routes.values() if route.channel is channel), None)
+        chain: set[str] = set()
+        while route is not None and route.name not in chain:
+            chain.add(route.name)
+            backup = self.backup_of(route)
+            if backup is None or random.random() < route.health.current_share():
+                return route
+            route = backup
+        return route
+
+    def backup_of(self, route: Route) -> Route | None:
+        """The route's backup, when it is enabled and sends the same channel."""
+        backup = self.by_id(route.backup_id) if route.backup_id is not None else None
+        return backup if backup is not None and backup.channel is route.channel else None
+
+    def by_id(self, route_id: int) -> Route | None:
+        """An enabled route by its id."""
+        return next((route for route in self.routes.values() if route.id == route_id), None)
 
     async def receive_webhook(self, route_name: str, request: WebhookRequest) -> int:
         """A provider's delivery reports from a webhook request: returns how many moved a message."""

@@ -11,9 +11,10 @@ import pytest
 
 import providers.simulator as simulator_module
 from domain.channels import Channel
+from domain.provider_settings import InvalidSettings, validate_settings
 from domain.providers import DeliveryReport, OutgoingMessage, ProviderConfigError, WebhookRejected, WebhookRequest
 from domain.statuses import MessageStatus
-from providers.registry import PROVIDERS, InvalidSettings, create_provider, provider_class, validate_settings
+from providers.registry import PROVIDERS, create_provider, provider_class
 from providers.simulator import SIGNATURE_HEADER, SimulatorProvider
 from providers.smtp import SmtpProvider
 
@@ -70,8 +71,9 @@ async def settle(provider: SimulatorProvider) -> None:
 def test_the_registry_knows_the_providers_by_name() -> None:
     assert PROVIDERS['simulator'] is SimulatorProvider and PROVIDERS['smtp'] is SmtpProvider
     assert provider_class('smtp') is SmtpProvider
-    with pytest.raises(ProviderConfigError, match="Unknown provider 'smpp'; known providers: simulator, smtp"):
-        provider_class('smpp')
+    known = 'http-json, kannel, simulator, smpp, smtp, telegram, twilio, viber, whatsapp'
+    with pytest.raises(ProviderConfigError, match=f"Unknown provider 'nosuch'; known providers: {known}"):
+        provider_class('nosuch')
 
 
 def test_settings_get_defaults_and_strings_are_coerced() -> None:

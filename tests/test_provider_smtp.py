@@ -12,8 +12,9 @@ import pytest
 from smtp_server import RecordingHandler, SmtpServer, authenticator, free_port, make_certificate, server_tls_context
 
 from domain.channels import Channel
+from domain.provider_settings import InvalidSettings
 from domain.providers import OutgoingMessage, ProviderConfigError, SendResult, WebhookRejected, WebhookRequest
-from providers.registry import InvalidSettings, create_provider
+from providers.registry import create_provider
 from providers.smtp import IN_DOUBT, SmtpProvider
 
 

@@ -14,7 +14,8 @@ from domain.auth import Actor
 from domain.channels import Channel
 from domain.errors import NotFound, PermissionDenied, ValidationError
 from domain.models import AuditEvent, ProviderRoute, Role
-from domain.providers import OutgoingMessage, SendResult
+from domain.provider_settings import MASK
+from domain.providers import OutgoingMessage, SendResult, StoredSettings
 from domain.routes import RouteData
 from providers.simulator import SimulatorProvider
 from scheduler.engine import Engine
@@ -120,24 +121,24 @@ async def test_update_and_delete_are_audited(admin: Actor) -> None:
 
 async def test_secrets_are_masked_in_audit_and_kept_out_of_forms(admin: Actor) -> None:
     route = await routes.create_route(admin, smtp())
-    assert routes.public_settings(route) == {'host': 'mail.example.com', 'port': 2525, 'username': 'herald'}
-    assert routes.stored_secrets(route) == {'password'}
+    assert routes.stored_settings(route) == StoredSettings(
+        'smtp', {'host': 'mail.example.com', 'port': 2525, 'username': 'herald'}, frozenset({'password'}))
     created = await AuditEvent.get(entity_type=routes.ENTITY, action='create')
-    assert created.changes['settings.password'] == [None, routes.MASK]
+    assert created.changes['settings.password'] == [None, MASK]
 
     kept = await routes.update_route(admin, route.id, smtp(settings={**SMTP, 'password': '', 'port': '587'}))
     assert kept.settings['password'] == SECRET and kept.settings['port'] == 587
     changed = await routes.update_route(admin, route.id, smtp(settings={**SMTP, 'password': 'another-secret'}))
     assert changed.settings['password'] == 'another-secret'
     last = await AuditEvent.filter(entity_type=routes.ENTITY).order_by('-id').first()
-    assert last.changes == {'settings.port': [587, 2525], 'settings.password': [routes.MASK, routes.MASK]}
+    assert last.changes == {'settings.port': [587, 2525], 'settings.password': [MASK, MASK]}
 
     cleared = await routes.update_route(admin, route.id, smtp(settings={'host': 'mail.example.com'},
                                                               clear_secrets=frozenset({'password'})))
-    assert 'password' not in cleared.settings and routes.stored_secrets(cleared) == set()
+    assert 'password' not in cleared.settings and routes.stored_settings(cleared).secrets == set()
     await routes.delete_route(admin, route.id)
     text = await audit_text()
-    assert SECRET not in text and 'another-secret' not in text and routes.MASK in text
+    assert SECRET not in text and 'another-secret' not in text and MASK in text
 
 
 async def test_a_new_provider_does_not_inherit_secrets(admin: Actor) -> None:

@@ -133,8 +133,7 @@ class HlrPage:
                 ui.notify(str(error), type='negative')
                 return False
             counts = await hlr.count_by_status(self.actor, check_id)
-        valid, invalid = counts.get(hlr.HlrStatus.VALID, 0), counts.get(hlr.HlrStatus.INVALID, 0)
-        ui.notify(f'Checked {valid + invalid:,} number(s): {valid:,} valid, {invalid:,} invalid.', type='positive')
+        ui.notify(f'Checked {sum(counts.values()):,} number(s): {hlr.tally(counts)}.', type='positive')
         self.numbers.error = None
         await self.table.load({'page': 1})
         return True

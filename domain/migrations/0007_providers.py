@@ -1,11 +1,11 @@
 """Provider routes get a backup route (failover); a message may be pinned to one route (a test message); settings
 changed in the dashboard (the phone-check provider) are kept in app_settings."""
-from tortoise import migrations
-from tortoise.migrations import operations as ops
 from orjson import loads
+from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
-from tortoise import fields
+from tortoise.migrations import operations as ops
+
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0006_api')]
