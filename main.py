@@ -21,7 +21,7 @@ from nicegui import app, ui  # noqa: E402  (the storage path must be set before 
 
 from api import auth as api_auth  # noqa: E402
 from api import routes as api_routes  # noqa: E402
-from domain import auth, messages, phones, seed  # noqa: E402
+from domain import auth, hlr, messages, phones, seed  # noqa: E402
 from domain.db import close_database, open_database  # noqa: E402
 from domain.errors import HeraldError  # noqa: E402
 from scheduler.engine import Engine  # noqa: E402
@@ -44,6 +44,7 @@ def build_app(settings: Settings) -> None:
 
     async def stop() -> None:
         await engine.stop()
+        await hlr.close_hlr_provider()
         await messages.close_uploads()
         phones.stop_workers()
         await close_database()
