@@ -33,7 +33,7 @@ from domain.hlr import HlrResult, HlrStatus, HlrUnavailable
 from domain.providers import SettingField
 
 from .hlr_offline import look_up_all
-from .http import TIMEOUT
+from .http import TIMEOUT, check_http_settings
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,11 @@ class InfobipHlrProvider:
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> dict[str, str]:
-        errors = {}
-        if not re.fullmatch(r'https?://[^\s/]+(/\S*)?', settings['base_url'].strip()):
-            errors['base_url'] = 'must be an http:// or https:// address'
+        errors = check_http_settings(settings)
         if not 1 <= settings['batch_size'] <= MAX_BATCH:
             errors['batch_size'] = f'must be between 1 and {MAX_BATCH}'
         if not 1 <= settings['concurrency'] <= MAX_CONCURRENCY:
             errors['concurrency'] = f'must be between 1 and {MAX_CONCURRENCY}'
-        if not settings['timeout_s'] > 0:
-            errors['timeout_s'] = 'must be more than 0'
         if not settings['price_per_lookup'] >= 0:
             errors['price_per_lookup'] = 'must not be negative'
         return errors

@@ -8,6 +8,7 @@ answer of 408, 429 or 5xx is retried; any other error answer is the provider's r
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -19,6 +20,18 @@ from domain.providers import OutgoingMessage, ReportSink, SendResult, SettingFie
 TIMEOUT = SettingField('timeout_s', 'Timeout (seconds)', 'float', default=15.0,
                        help='How long to wait for the provider to answer one request.')
 RETRIED_STATUSES = frozenset({408, 425, 429})
+ADDRESS = re.compile(r'https?://[^\s/]+(/\S*)?')
+ADDRESS_KEYS = ('base_url', 'url')
+
+
+def check_http_settings(settings: Mapping[str, Any]) -> dict[str, str]:
+    """What every HTTP provider's settings must be: its address (`base_url` or `url`) an http:// or https:// one,
+    its timeout above 0."""
+    errors = {key: 'must be an http:// or https:// address' for key in ADDRESS_KEYS
+              if key in settings and not ADDRESS.fullmatch(settings[key].strip())}
+    if 'timeout_s' in settings and not settings['timeout_s'] > 0:
+        errors['timeout_s'] = 'must be more than 0'
+    return errors
 
 
 class Refused(Exception):
@@ -36,6 +49,11 @@ class HttpProvider:
     channels: ClassVar[frozenset[Channel]]
     settings_schema: ClassVar[tuple[SettingField, ...]]
     concurrent_requests: ClassVar[int] = 50
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any]) -> dict[str, str]:
+        """A subclass with rules of its own adds them to these."""
+        return check_http_settings(settings)
 
     def __init__(self, route_name: str, settings: Mapping[str, Any], report_sink: ReportSink | None) -> None:
         self.route_name = route_name

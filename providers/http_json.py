@@ -92,9 +92,7 @@ class HttpJsonProvider(HttpProvider):
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> dict[str, str]:
         s = settings
-        errors: dict[str, str] = {}
-        if not s['url'].startswith(('https://', 'http://')):
-            errors['url'] = 'expected an http:// or https:// address'
+        errors = super().check_settings(settings)
         for key, parse in (('headers', _headers), ('status_map', _status_map)):
             try:
                 parse(s[key])
@@ -121,8 +119,6 @@ class HttpJsonProvider(HttpProvider):
             errors['webhook_secret'] = 'required to verify delivery reports'
         if s['report_id_path'] and not s['status_map'].strip():
             errors['status_map'] = 'required to read delivery reports'
-        if not s['timeout_s'] > 0:
-            errors['timeout_s'] = 'must be more than 0'
         return errors
 
     def __init__(self, route_name: str, settings: Mapping[str, Any], report_sink: ReportSink | None) -> None:

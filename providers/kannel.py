@@ -58,13 +58,9 @@ class KannelProvider(HttpProvider):
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> dict[str, str]:
-        errors = {}
-        if not settings['base_url'].startswith(('https://', 'http://')):
-            errors['base_url'] = 'expected an http:// or https:// address'
+        errors = super().check_settings(settings)
         if not 0 <= settings['dlr_mask'] <= 31:
             errors['dlr_mask'] = 'must be between 0 and 31'
-        if not settings['timeout_s'] > 0:
-            errors['timeout_s'] = 'must be more than 0'
         return errors
 
     def request(self, message: OutgoingMessage) -> httpx.Request:

@@ -64,17 +64,13 @@ class TwilioProvider(HttpProvider):
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> dict[str, str]:
-        errors = {}
+        errors = super().check_settings(settings)
         if not ACCOUNT_SID.fullmatch(settings['account_sid']):
             errors['account_sid'] = 'expected AC followed by 32 hexadecimal digits'
         if settings['messaging_service_sid'] and not SERVICE_SID.fullmatch(settings['messaging_service_sid']):
             errors['messaging_service_sid'] = 'expected MG followed by 32 hexadecimal digits'
         if settings['from_number'] and not E164.fullmatch(settings['from_number']):
             errors['from_number'] = 'expected an E.164 number such as +14155238886'
-        if not settings['base_url'].startswith(('https://', 'http://')):
-            errors['base_url'] = 'expected an http:// or https:// address'
-        if not settings['timeout_s'] > 0:
-            errors['timeout_s'] = 'must be more than 0'
         return errors
 
     def request(self, message: OutgoingMessage) -> httpx.Request:

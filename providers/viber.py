@@ -57,13 +57,9 @@ class ViberProvider(HttpProvider):
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> dict[str, str]:
-        errors = {}
-        if not settings['base_url'].startswith(('https://', 'http://')):
-            errors['base_url'] = 'must start with https:// or http://'
+        errors = super().check_settings(settings)
         if len(settings['webhook_secret']) < 16:
             errors['webhook_secret'] = 'use at least 16 characters'
-        if not settings['timeout_s'] > 0:
-            errors['timeout_s'] = 'must be more than 0'
         return errors
 
     @property

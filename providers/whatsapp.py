@@ -68,13 +68,9 @@ class WhatsAppProvider(HttpProvider):
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> dict[str, str]:
-        errors = {}
+        errors = super().check_settings(settings)
         if not settings['phone_number_id'].isdigit():
             errors['phone_number_id'] = 'expected the digits of the phone number ID'
-        if not settings['base_url'].startswith(('https://', 'http://')):
-            errors['base_url'] = 'must start with https:// or http://'
-        if not settings['timeout_s'] > 0:
-            errors['timeout_s'] = 'must be more than 0'
         return errors
 
     def request(self, message: OutgoingMessage) -> httpx.Request:
