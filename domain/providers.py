@@ -115,6 +115,18 @@ class Provider(Protocol):
         """Release connections."""
 
 
+class SendFailed(Exception):
+    """Why a message was not handed over (it is not sendable, the provider refused it, no session could be opened):
+    retried when `transient`."""
+
+    def __init__(self, error: str, transient: bool = False) -> None:
+        super().__init__(error)
+        self.transient = transient
+
+    def result(self, message: OutgoingMessage) -> SendResult:
+        return SendResult(message.id, False, error=str(self), transient=self.transient)
+
+
 class WebhookRejected(Exception):
     """A webhook request that failed verification or could not be parsed."""
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import httpx
 
 from domain.channels import Channel
-from domain.providers import OutgoingMessage, ReportSink, SendResult, SettingField
+from domain.providers import OutgoingMessage, ReportSink, SendFailed, SendResult, SettingField
 
 TIMEOUT = SettingField('timeout_s', 'Timeout (seconds)', 'float', default=15.0,
                        help='How long to wait for the provider to answer one request.')
@@ -32,14 +32,6 @@ def check_http_settings(settings: Mapping[str, Any]) -> dict[str, str]:
     if 'timeout_s' in settings and not settings['timeout_s'] > 0:
         errors['timeout_s'] = 'must be more than 0'
     return errors
-
-
-class Refused(Exception):
-    """The provider (or the message) rules out sending it: a permanent error unless `transient`."""
-
-    def __init__(self, error: str, transient: bool = False) -> None:
-        super().__init__(error)
-        self.transient = transient
 
 
 class HttpProvider:
@@ -70,12 +62,12 @@ class HttpProvider:
         return self._client
 
     def request(self, message: OutgoingMessage) -> httpx.Request:
-        """The request that sends `message` (built with `self.client.build_request`); raises Refused for a message
+        """The request that sends `message` (built with `self.client.build_request`); raises SendFailed for a message
         this provider cannot send."""
         raise NotImplementedError
 
     def accepted(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
-        """The result of a 2xx answer; raises Refused when its body says the provider did not take the message."""
+        """The result of a 2xx answer; raises SendFailed when its body says the provider did not take the message."""
         raise NotImplementedError
 
     def refusal(self, response: httpx.Response) -> str:
@@ -92,8 +84,8 @@ class HttpProvider:
     async def _send_one(self, message: OutgoingMessage) -> SendResult:
         try:
             request = self.request(message)
-        except Refused as refused:
-            return SendResult(message.id, False, error=str(refused), transient=refused.transient)
+        except SendFailed as failure:
+            return failure.result(message)
         async with self._requests:
             try:
                 response = await self.client.send(request)
@@ -106,8 +98,8 @@ class HttpProvider:
         if response.is_success:
             try:
                 return self.accepted(message, response)
-            except Refused as refused:
-                return SendResult(message.id, False, error=str(refused), transient=refused.transient)
+            except SendFailed as failure:
+                return failure.result(message)
             except (ValueError, KeyError, TypeError, IndexError) as error:
                 return SendResult(message.id, False, in_doubt=True,
                                   error=f'{self.name} answered {response.status_code} with a body Herald cannot '

@@ -22,6 +22,7 @@ from domain.providers import (
     DeliveryReport,
     OutgoingMessage,
     ReportSink,
+    SendFailed,
     SendResult,
     SettingField,
     WebhookRejected,
@@ -30,7 +31,7 @@ from domain.providers import (
 )
 from domain.statuses import MessageStatus
 
-from .http import TIMEOUT, HttpProvider, Refused
+from .http import TIMEOUT, HttpProvider
 
 FIELDS = ('id', 'recipient', 'text', 'sender', 'subject', 'parts', 'channel', 'webhook_url')
 PARAMS = frozenset(f.key for fields in STEP_FIELDS.values() for f in fields)
@@ -149,7 +150,7 @@ class HttpJsonProvider(HttpProvider):
         answer = response.json()
         if paths['ok_path'] and _text(_lookup(answer, paths['ok_path'], None)) != self.settings['ok_value']:
             reason = self._error_text(answer) or f'the answer is not a success: {response.text[:300]}'
-            raise Refused(self._clean(reason))
+            raise SendFailed(self._clean(reason))
         if not paths['id_path']:
             return SendResult(message.id, True, message.id)
         provider_id = _text(resolve(answer, paths['id_path']))

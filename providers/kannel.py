@@ -22,6 +22,7 @@ from domain.channels import Channel
 from domain.providers import (
     DeliveryReport,
     OutgoingMessage,
+    SendFailed,
     SendResult,
     SettingField,
     WebhookRejected,
@@ -31,7 +32,7 @@ from domain.providers import (
 from domain.sms import is_gsm7
 from domain.statuses import MessageStatus
 
-from .http import TIMEOUT, HttpProvider, Refused
+from .http import TIMEOUT, HttpProvider
 
 DELIVERED, UNDELIVERED, SMSC_REJECTED = 1, 2, 16
 CODING_GSM, CODING_UCS2 = '0', '2'
@@ -66,7 +67,7 @@ class KannelProvider(HttpProvider):
     def request(self, message: OutgoingMessage) -> httpx.Request:
         s = self.settings
         if not message.text:
-            raise Refused('An SMS needs a text')
+            raise SendFailed('An SMS needs a text')
         query = {'username': s['username'], 'password': s['password'], 'to': message.recipient,
                  'text': message.text, 'charset': 'UTF-8',
                  'coding': CODING_GSM if is_gsm7(message.text) else CODING_UCS2}
@@ -87,7 +88,7 @@ class KannelProvider(HttpProvider):
     def accepted(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
         answer = response.text.strip()
         if not answer.startswith(ACCEPTED_ANSWERS):
-            raise Refused(f'Kannel answered {response.status_code}: {self._clean(answer[:300])}')
+            raise SendFailed(f'Kannel answered {response.status_code}: {self._clean(answer[:300])}')
         return SendResult(message.id, True, message.id)
 
     def refusal(self, response: httpx.Response) -> str:

@@ -35,6 +35,7 @@ from domain.providers import (
     DeliveryReport,
     OutgoingMessage,
     ReportSink,
+    SendFailed,
     SendResult,
     SettingField,
     WebhookRejected,
@@ -64,17 +65,6 @@ FINAL = {'DELIVRD': _S.DELIVERED, 'EXPIRED': _S.EXPIRED, 'DELETED': _S.UNDELIVER
          'REJECTD': _S.UNDELIVERED, 'UNKNOWN': _S.UNDELIVERED}
 WORSE = {_S.DELIVERED: 0, _S.EXPIRED: 1, _S.UNDELIVERED: 2}  # a message's status is its worst part's
 RECEIPT_FIELD = re.compile(r'(?:^|\s)(id|sub|dlvrd|submit date|done date|stat|err):(\S*)', re.IGNORECASE)
-
-
-class _Unreachable(Exception):
-    """No bound session: every message waiting for it fails alike."""
-
-    def __init__(self, error: str, transient: bool) -> None:
-        super().__init__(error)
-        self.transient = transient
-
-    def result(self, message: OutgoingMessage) -> SendResult:
-        return SendResult(message.id, False, error=str(self), transient=self.transient)
 
 
 class _NotSent(Exception):
@@ -272,7 +262,7 @@ class SmppProvider:
         self.settings = dict(settings)
         self._sink = report_sink
         self._session: _Session | None = None
-        self._attempt: asyncio.Future[_Session | _Unreachable] | None = None
+        self._attempt: asyncio.Future[_Session | SendFailed] | None = None
         self._keeper: asyncio.Task | None = None
         self._next_slot = 0.0
         self._reference = random.randrange(256)  # concatenation references do not restart at each start
@@ -307,7 +297,7 @@ class SmppProvider:
         for number, body in enumerate(bodies, 1):
             try:
                 answer = await self._submit(body, tracked, retry_throttled=number > 1)
-            except _Unreachable as error:
+            except SendFailed as error:
                 failure = error.result(message)
             except _NotSent as error:
                 failure = SendResult(message.id, False, error=f'The SMPP connection was lost: {error}', transient=True)
@@ -377,7 +367,7 @@ class SmppProvider:
     # The session
 
     async def _connected(self) -> _Session:
-        """The bound session, binding first when there is none; raises _Unreachable."""
+        """The bound session, binding first when there is none; raises SendFailed."""
         session = self._session
         if session is not None and not session.closed.is_set():
             return session
@@ -385,7 +375,7 @@ class SmppProvider:
             self._attempt = asyncio.get_running_loop().create_future()
             self._keeper = asyncio.create_task(self._keep_connected(), name=f'herald-smpp-{self.route_name}')
         outcome = await asyncio.shield(self._attempt)
-        if isinstance(outcome, _Unreachable):
+        if isinstance(outcome, SendFailed):
             raise outcome
         return outcome
 
@@ -397,7 +387,7 @@ class SmppProvider:
             while True:
                 try:
                     session = await self._open()
-                except _Unreachable as error:
+                except SendFailed as error:
                     self._attempt.set_result(error)
                     if not error.transient:
                         return
@@ -412,7 +402,7 @@ class SmppProvider:
                 log.warning('Route %s: SMPP session closed (%s); binding again', self.route_name, session.reason)
         finally:
             if not self._attempt.done():
-                self._attempt.set_result(_Unreachable('The SMPP session was stopped', transient=True))
+                self._attempt.set_result(SendFailed('The SMPP session was stopped', transient=True))
 
     def lost(self, session: _Session) -> None:
         """A session closed: sends from now on wait for the next bind."""
@@ -428,7 +418,7 @@ class SmppProvider:
             async with asyncio.timeout(s['connect_timeout_s']):
                 reader, writer = await asyncio.open_connection(s['host'], s['port'], ssl=self._tls_context())
         except (OSError, TimeoutError) as error:
-            raise _Unreachable(f'Cannot connect to the SMSC at {where}: {str(error) or type(error).__name__}',
+            raise SendFailed(f'Cannot connect to the SMSC at {where}: {str(error) or type(error).__name__}',
                                transient=True) from error
         session = _Session(reader, writer, self)
         try:
@@ -436,14 +426,14 @@ class SmppProvider:
                                            pdu.bind_transceiver(s['system_id'], s['password'], s['system_type']))
         except (_NotSent, _Lost, TimeoutError) as error:
             session.abort('bind failed')
-            raise _Unreachable(f'The SMSC at {where} did not answer bind_transceiver ({error or "timeout"})',
+            raise SendFailed(f'The SMSC at {where} did not answer bind_transceiver ({error or "timeout"})',
                                transient=True) from error
         except BaseException:
             session.abort('bind cancelled')
             raise
         if answer.status != pdu.ESME_ROK:
             session.abort('bind refused')
-            raise _Unreachable(f'The SMSC at {where} refused bind_transceiver for system_id "{s["system_id"]}": '
+            raise SendFailed(f'The SMSC at {where} refused bind_transceiver for system_id "{s["system_id"]}": '
                                f'{pdu.status_name(answer.status)}', transient=answer.status not in BAD_CREDENTIALS)
         session.keep_alive()
         return session

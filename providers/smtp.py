@@ -30,6 +30,7 @@ from domain.providers import (
     DeliveryReport,
     OutgoingMessage,
     ReportSink,
+    SendFailed,
     SendResult,
     SettingField,
     WebhookRejected,
@@ -56,17 +57,6 @@ class _Envelope:
         return 'utf-8' if self.utf8 else 'ascii'
 
 
-class _Unreachable(Exception):
-    """No session could be opened: the worker that hit it stops taking messages, the rest of its batch fails alike."""
-
-    def __init__(self, error: str, transient: bool) -> None:
-        super().__init__(error)
-        self.transient = transient
-
-    def result(self, message: OutgoingMessage) -> SendResult:
-        return SendResult(message.id, False, error=str(self), transient=self.transient)
-
-
 class _Connection:
     """One slot of the pool: an SMTP session opened on first use and reopened after it drops."""
 
@@ -86,10 +76,10 @@ class _Connection:
         try:
             await smtp.connect()
         except aiosmtplib.SMTPResponseException as error:  # greeting, EHLO, STARTTLS or AUTH refused
-            raise _Unreachable(f'The SMTP server refused the session: {error.code} {error.message}',
+            raise SendFailed(f'The SMTP server refused the session: {error.code} {error.message}',
                                transient=error.code < 500) from error
         except (aiosmtplib.SMTPException, OSError) as error:
-            raise _Unreachable(f'Cannot connect to the SMTP server: {_describe(error)}', transient=True) from error
+            raise SendFailed(f'Cannot connect to the SMTP server: {_describe(error)}', transient=True) from error
         self.smtp = smtp
         return smtp
 
@@ -166,7 +156,7 @@ class SmtpProvider:
         """Spreads the batch over the pool's connections; each takes the next message when it is done."""
         pending = deque(batch)
         results: list[SendResult] = []
-        unreachable: list[_Unreachable] = []
+        unreachable: list[SendFailed] = []
 
         async def worker() -> None:
             connection = await self._pool.get()
@@ -175,7 +165,7 @@ class SmtpProvider:
                     message = pending.popleft()
                     try:
                         results.append(await self._send_one(connection, message))
-                    except _Unreachable as error:
+                    except SendFailed as error:
                         unreachable.append(error)
                         results.append(error.result(message))
                         return

@@ -21,6 +21,7 @@ from domain.channels import Channel
 from domain.providers import (
     DeliveryReport,
     OutgoingMessage,
+    SendFailed,
     SendResult,
     SettingField,
     WebhookRejected,
@@ -28,7 +29,7 @@ from domain.providers import (
 )
 from domain.statuses import MessageStatus
 
-from .http import TIMEOUT, HttpProvider, Refused
+from .http import TIMEOUT, HttpProvider
 
 TOKEN = re.compile(r'\d+:[A-Za-z0-9_-]+')
 TOKEN_IN_PATH = re.compile(r'/bot\d+:[A-Za-z0-9_-]+')
@@ -76,9 +77,9 @@ class TelegramProvider(HttpProvider):
     def request(self, message: OutgoingMessage) -> httpx.Request:
         chat_id = message.recipient.strip()
         if not chat_id:
-            raise Refused('No Telegram chat id')
+            raise SendFailed('No Telegram chat id')
         if not message.text.strip():
-            raise Refused('A Telegram message needs a text')
+            raise SendFailed('A Telegram message needs a text')
         body: dict[str, Any] = {'chat_id': chat_id, 'text': message.text}
         if self.settings['parse_mode'] != 'none':
             body['parse_mode'] = self.settings['parse_mode']
@@ -90,7 +91,7 @@ class TelegramProvider(HttpProvider):
     def accepted(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
         answer = response.json()
         if not answer.get('ok'):
-            raise Refused(_describe(answer), transient=answer.get('error_code') == 429)
+            raise SendFailed(_describe(answer), transient=answer.get('error_code') == 429)
         result = answer['result']
         return SendResult(message.id, True, f'{result["chat"]["id"]}:{result["message_id"]}',
                           status=MessageStatus.DELIVERED)

@@ -21,6 +21,7 @@ from domain.channels import Channel
 from domain.providers import (
     DeliveryReport,
     OutgoingMessage,
+    SendFailed,
     SendResult,
     SettingField,
     WebhookRejected,
@@ -29,7 +30,7 @@ from domain.providers import (
 )
 from domain.statuses import MessageStatus
 
-from .http import TIMEOUT, HttpProvider, Refused
+from .http import TIMEOUT, HttpProvider
 
 SIGNATURE_HEADER = 'X-Twilio-Signature'
 RATE_LIMITED = '20429'
@@ -83,13 +84,13 @@ class TwilioProvider(HttpProvider):
         elif s['from_number'] or (message.sender and not whatsapp):
             form['From'] = prefix + (s['from_number'] or message.sender)
         else:
-            raise Refused('No sender: set the route\'s From number or Messaging Service SID')
+            raise SendFailed('No sender: set the route\'s From number or Messaging Service SID')
         if message.text:
             form['Body'] = message.text
         if whatsapp and message.params.get('mediaUrl'):
             form['MediaUrl'] = message.params['mediaUrl']
         if 'Body' not in form and 'MediaUrl' not in form:
-            raise Refused('Twilio needs a text or a media URL')
+            raise SendFailed('Twilio needs a text or a media URL')
         credentials = base64.b64encode(f'{s["account_sid"]}:{s["auth_token"]}'.encode()).decode()
         url = f'{s["base_url"].rstrip("/")}/2010-04-01/Accounts/{s["account_sid"]}/Messages.json'
         return self.client.build_request('POST', url, data=form, headers={

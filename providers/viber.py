@@ -25,6 +25,7 @@ from domain.channels import Channel
 from domain.providers import (
     DeliveryReport,
     OutgoingMessage,
+    SendFailed,
     SendResult,
     SettingField,
     WebhookRejected,
@@ -33,7 +34,7 @@ from domain.providers import (
 )
 from domain.statuses import MessageStatus
 
-from .http import TIMEOUT, HttpProvider, Refused
+from .http import TIMEOUT, HttpProvider
 
 STATUS_GROUPS = {'PENDING': MessageStatus.PENDING, 'DELIVERED': MessageStatus.DELIVERED,
                  'UNDELIVERABLE': MessageStatus.UNDELIVERED, 'REJECTED': MessageStatus.UNDELIVERED,
@@ -71,7 +72,7 @@ class ViberProvider(HttpProvider):
 
     def request(self, message: OutgoingMessage) -> httpx.Request:
         if not message.sender:
-            raise Refused('A Viber message needs a sender name')
+            raise SendFailed('A Viber message needs a sender name')
         report_url = self.report_url()
         body = {'messages': [{
             'sender': message.sender,
@@ -87,7 +88,7 @@ class ViberProvider(HttpProvider):
         [sent] = response.json()['messages']
         status = sent.get('status') or {}
         if status.get('groupName') in ('REJECTED', 'UNDELIVERABLE'):
-            raise Refused(f'Infobip {status.get("name")}: {status.get("description")}')
+            raise SendFailed(f'Infobip {status.get("name")}: {status.get("description")}')
         return SendResult(message.id, True, sent['messageId'])
 
     def refusal(self, response: httpx.Response) -> str:
@@ -118,7 +119,7 @@ def _content(message: OutgoingMessage) -> dict[str, Any]:
     params = message.params
     button_text, button_url = params.get('buttonText'), params.get('buttonUrl')
     if bool(button_text) != bool(button_url):
-        raise Refused('A Viber button needs both its text and its URL')
+        raise SendFailed('A Viber button needs both its text and its URL')
     content: dict[str, Any] = {'type': 'TEXT', 'text': message.text}
     if image := params.get('imageUrl'):
         content = {'type': 'IMAGE', 'mediaUrl': image, **({'text': message.text} if message.text else {})}

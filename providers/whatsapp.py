@@ -27,6 +27,7 @@ from domain.channels import Channel
 from domain.providers import (
     DeliveryReport,
     OutgoingMessage,
+    SendFailed,
     SendResult,
     SettingField,
     WebhookRejected,
@@ -34,7 +35,7 @@ from domain.providers import (
 )
 from domain.statuses import MessageStatus
 
-from .http import TIMEOUT, HttpProvider, Refused
+from .http import TIMEOUT, HttpProvider
 
 SIGNATURE_HEADER = 'X-Hub-Signature-256'
 # Rate limits (130429 throughput, 131048 spam, 131056 pair rate, 80007 account) and Meta's "service unavailable"
@@ -107,7 +108,7 @@ class WhatsAppProvider(HttpProvider):
             return {'type': kind, kind: media}
         if message.text.strip():
             return {'type': 'text', 'text': {'body': message.text, 'preview_url': False}}
-        raise Refused('A WhatsApp step needs a template name, a text or a media URL')
+        raise SendFailed('A WhatsApp step needs a template name, a text or a media URL')
 
     def accepted(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
         return SendResult(message.id, True, response.json()['messages'][0]['id'])
