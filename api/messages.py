@@ -58,8 +58,13 @@ class ChannelIn(ApiModel):
     document_filename: Annotated[str, Field(max_length=255)] | None = None
 
     def step(self, channel: Channel) -> dict[str, Any]:
-        """The step as a template stores it (camelCase keys, 'from' for the sender)."""
+        """The step as a template stores it (camelCase keys, 'from' for the sender, template parameters as text
+        separated by |, in the order of their keys when they are numbers: WhatsApp's {{1}}, {{2}}…)."""
         values = self.model_dump(by_alias=True, exclude={'provider'}, exclude_none=True)
+        if self.template_data:
+            data = self.template_data
+            items = sorted(data.items(), key=lambda item: int(item[0])) if all(map(str.isdigit, data)) else data.items()
+            values['templateData'] = '|'.join(str(value) for _, value in items)
         return {'channel': channel.value, **values}
 
 

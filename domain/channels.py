@@ -54,6 +54,7 @@ STEP_FIELDS: dict[Channel, tuple[StepField, ...]] = {
         StepField('templateName', 'Template name', required=True, max_length=512),
         StepField('templateNamespace', 'Namespace', max_length=512),
         StepField('language', 'Language', max_length=16),
+        StepField('templateData', 'Template parameters, separated by |', max_length=4000, has_variables=True),
         StepField('text', 'Text', 'textarea', max_length=4096, has_variables=True),
         StepField('mediaUrl', 'Media URL', 'url', max_length=2000),
     ),

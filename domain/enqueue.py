@@ -239,8 +239,16 @@ class _Plan:
     @classmethod
     def of(cls, steps: list[dict[str, Any]]) -> _Plan:
         planned = [_Step.of(i, step) for i, step in enumerate(steps)]
-        texts = [text for step in planned for text in (step.text, step.subject, step.html) if '{{' in text]
+        texts = [text for step in planned for text in (step.text, step.subject, step.html, step.params) if '{{' in text]
         return cls(planned, list(dict.fromkeys(name for text in texts for name in templates.variables_in(text))))
+
+
+def _rendered(params: str, values: dict[str, Any]) -> str:
+    """A step's extras (JSON) with their variables filled in (WhatsApp's template parameters may have some)."""
+    if '{{' not in params:
+        return params
+    return json.dumps({key: templates.render(value, values) if isinstance(value, str) else value
+                       for key, value in json.loads(params).items()}, ensure_ascii=False)
 
 
 _WAITED_FOR = frozenset({MessageStatus.QUEUED, MessageStatus.CREATED, MessageStatus.PAUSED})
@@ -342,7 +350,7 @@ class _Batch:
         status, description = self._initial_status(waiting, channel, recipient)
         self.messages.append((
             message_id, notification_id, self.task_id, self.bulk_id, step.index, channel, '', step.sender, recipient,
-            templates.render(step.subject, values), text, page, step.params, parts,
+            templates.render(step.subject, values), text, page, _rendered(step.params, values), parts,
             cost, currency, status, description, '', 0, step.required, False, False, step.validity,
             self.now, self.now, due if status in _DUE else None, 0, 0, 0, self.request.route_id,
         ))

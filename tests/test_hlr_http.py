@@ -324,7 +324,7 @@ async def test_the_settings_card_switches_to_infobip_and_checks_a_number(user: U
     await user.open('/settings/channels')
     await user.should_see('Phone checks (HLR)')
     await user.should_see('This provider has no settings.')
-    select(user, 'Provider').value = 'infobip'
+    select(user, 'Phone-check provider').value = 'infobip'
     await user.should_see('API key *')
     user.find('Base URL *').clear().type(infobip.url)
     user.find('API key *').type(KEY)
@@ -350,7 +350,7 @@ async def test_the_settings_card_switches_to_infobip_and_checks_a_number(user: U
 
     await user.open('/settings/channels')  # the stored provider, its secret kept but not shown
     await user.should_see('Remove the stored api key')
-    assert select(user, 'Provider').value == 'infobip'
+    assert select(user, 'Phone-check provider').value == 'infobip'
     assert user.find('Base URL *').elements.pop().value == infobip.url
     assert user.find('API key *').elements.pop().props['placeholder'] == 'Leave empty to keep'
     assert KEY not in sent_to_browser(user)

@@ -12,8 +12,9 @@ import pytest
 from loopback import LoopbackServer, Recorded, free_port, herald
 from messenger_servers import FakeApi, no_backoff, operator, post_report, send, status_is, timeline
 
+from domain import enqueue
 from domain.channels import Channel
-from domain.enqueue import Destination
+from domain.enqueue import Destination, SendRequest
 from domain.models import Message
 from domain.provider_settings import InvalidSettings
 from domain.providers import OutgoingMessage, webhook_url
@@ -92,6 +93,25 @@ async def test_a_template_goes_out_as_documented_and_reports_move_it_to_delivere
     assert wamid.startswith('wamid.')
     assert await timeline(message_id) == [MessageStatus.QUEUED, MessageStatus.SENT, MessageStatus.DELIVERED,
                                           MessageStatus.READ]
+
+
+async def test_template_parameters_are_filled_for_each_recipient(db, monkeypatch) -> None:
+    """A template's parameters may hold variables, as its texts do: each recipient's values go on the wire."""
+    api = FakeApi(PATH, message_sent)
+    step = {'channel': 'whatsapp', 'templateName': 'order_ready', 'templateData': '{{name}}|{{order}}'}
+    async with LoopbackServer(api.app) as server, herald(monkeypatch, route(server.url)) as h:
+        result = await enqueue.enqueue(await operator(), SendRequest(steps=[step], destinations=[
+            Destination(phone=PHONE, variables={'name': 'Anna', 'order': '42'}),
+            Destination(phone='+79123456780', variables={'name': 'Boris', 'order': '7'})]))
+        await h.settle(lambda: all_sent(result))
+    parameters = {json.loads(r.body)['to']: json.loads(r.body)['template']['components'][0]['parameters']
+                  for r in api.requests}
+    assert {to: [p['text'] for p in values] for to, values in parameters.items()} == {
+        '79123456789': ['Anna', '42'], '79123456780': ['Boris', '7']}
+
+
+async def all_sent(result) -> bool:
+    return await Message.filter(status=MessageStatus.SENT).count() == len(result.messages)
 
 
 async def test_a_failed_status_is_undelivered_with_metas_reason(db, monkeypatch) -> None:

@@ -40,14 +40,14 @@ class HlrCard:
         stored = await hlr.hlr_settings(self.actor)
         self.body.clear()
         with self.body:
-            self.provider = ui.select(hlr.provider_labels(), label='Provider', value=stored.provider) \
+            self.provider = ui.select(hlr.provider_labels(), label='Phone-check provider', value=stored.provider) \
                 .classes('w-full').mark('hlr-provider')
             container = ui.column().classes('w-full gap-2')
             ui.button('Save', icon='save', on_click=self.save).mark('hlr-save')
             ui.separator()
             ui.label('Test the saved provider: look one number up (the lookup may cost).').classes('text-grey-7')
             with ui.row().classes('w-full items-start gap-2'):
-                self.number = ui.input('Phone number to check').classes('w-64').mark('hlr-test-number')
+                self.number = ui.input('Number to look up').classes('w-64').mark('hlr-test-number')
                 self.test_button = ui.button('Check a number', icon='phone_in_talk', on_click=self.test) \
                     .props('outline').mark('hlr-test')
             self.result = ui.label().classes('text-body1').mark('hlr-test-result')
