@@ -1,15 +1,17 @@
-"""The providers Herald ships, found by name, and their settings validated against each one's schema.
-
-Settings are validated against each provider's schema by domain.provider_settings.validate_settings.
-"""
+"""The providers Herald ships, found by name: those that send messages (one per route), and those that check phones
+(one, chosen on Settings → Channels & providers: domain.hlr). Each is built with its settings validated against its
+schema (domain.provider_settings.validate_settings)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from domain.hlr import HlrProvider
 from domain.provider_settings import validate_settings
 from domain.providers import Provider, ProviderConfigError, ReportSink
 
+from .hlr_http import InfobipHlrProvider
+from .hlr_offline import OfflineHlrProvider
 from .http_json import HttpJsonProvider
 from .kannel import KannelProvider
 from .simulator import SimulatorProvider
@@ -31,6 +33,8 @@ PROVIDERS: dict[str, type] = {cls.name: cls for cls in (
     KannelProvider,
     HttpJsonProvider,
 )}
+HLR_PROVIDERS: dict[str, type] = {cls.name: cls for cls in (OfflineHlrProvider, InfobipHlrProvider)}
+
 
 def provider_class(name: str) -> type:
     try:
@@ -44,15 +48,6 @@ def create_provider(name: str, route_name: str, raw_settings: Mapping[str, Any],
                     report_sink: ReportSink | None) -> Provider:
     cls = provider_class(name)
     return cls(route_name, validate_settings(cls, raw_settings), report_sink)
-
-
-# --- phone checks (HLR): providers of their own, one chosen on Settings → Channels & providers (domain.hlr) -------
-from domain.hlr import HlrProvider  # noqa: E402
-
-from .hlr_http import InfobipHlrProvider  # noqa: E402
-from .hlr_offline import OfflineHlrProvider  # noqa: E402
-
-HLR_PROVIDERS: dict[str, type] = {cls.name: cls for cls in (OfflineHlrProvider, InfobipHlrProvider)}
 
 
 def create_hlr_provider(name: str, raw_settings: Mapping[str, Any]) -> HlrProvider:

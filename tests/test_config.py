@@ -10,7 +10,7 @@ from domain import seed
 from domain.channels import Channel
 from domain.config import load_settings
 from domain.errors import ValidationError
-from domain.models import ProviderRoute, SenderName, SenderStatus, Tariff
+from domain.models import AuditEvent, ProviderRoute, SenderName, SenderStatus, Tariff
 
 CONFIG = '''
 [[sender_names]]
@@ -73,6 +73,18 @@ async def test_config_file_seeds_senders_tariffs_and_routes_idempotently(db, tmp
     route = await ProviderRoute.get(name='sms-main')
     assert route.provider == 'simulator' and route.is_default and route.settings == {'latency_ms': 200}
     assert await SenderName.all().count() == 1 and await Tariff.all().count() == 1
+
+
+async def test_a_route_names_its_backup_even_one_declared_after_it(db, tmp_path: Path) -> None:
+    path = tmp_path / 'herald.toml'
+    path.write_text('[[providers]]\nname = "sms-main"\nchannel = "sms"\nprovider = "simulator"\nbackup = "sms-spare"\n'
+                    '[[providers]]\nname = "sms-spare"\nchannel = "sms"\nprovider = "simulator"\n')
+    config = seed.read_config(path)
+    await seed.apply_config(config, 'EUR')
+    await seed.apply_config(config, 'EUR')
+    spare = await ProviderRoute.get(name='sms-spare')
+    assert (await ProviderRoute.get(name='sms-main')).backup_id == spare.id and spare.backup_id is None
+    assert await AuditEvent.filter(entity_type='provider_route', action='update').count() == 1, 'set once'
 
 
 @pytest.mark.parametrize(('text', 'message'), [
