@@ -36,7 +36,8 @@ COLUMNS = [
 ]
 _STATUS_CELL = r'''
 <q-td :props="props">
-  <q-badge :color="props.value === 'VALID' ? 'positive' : 'negative'" :label="props.value" class="text-body2" />
+  <q-badge :color="{VALID: 'positive', INVALID: 'negative', ABSENT: 'warning', UNKNOWN: 'grey-7', ERROR: 'orange-9'}[props.value]"
+           :label="props.value" class="text-body2" />
   <span v-if="props.row.reason" class="q-ml-sm text-grey-7">{{ props.row.reason }}</span>
 </q-td>
 '''
