@@ -79,7 +79,7 @@ def _state(health: route_health.RouteHealth, backup: str | None) -> str:
 
 
 def _row(route: ProviderRoute, health: route_health.RouteHealth, backup: str | None) -> dict[str, Any]:
-    """What the browser gets: no settings at all (they may hold secrets)."""
+    """What the browser gets: no settings at all (they may hold secrets). The limits are in the edit dialog."""
     return {'id': route.id, 'name': route.name, 'channel': route.channel.label, 'provider': route.provider,
             'is_default': route.is_default, 'enabled': route.enabled, 'concurrency': route.concurrency,
             'rate_per_second': _plain(route.rate_per_second), 'backup': backup or '',
@@ -99,13 +99,11 @@ class ChannelsPage:
             ui.button('Add route', icon='add', on_click=lambda: self.edit(None))
         columns = [column('name', 'Name', True), column('channel', 'Channel', True),
                    column('provider', 'Provider', True), column('is_default', 'Default', True),
-                   column('enabled', 'Enabled', True),
-                   *({**column(name, label, True), 'align': 'right'}
-                     for name, label in (('concurrency', 'Concurrency'), ('rate_per_second', 'Rate/s'))),
-                   column('backup', 'Backup'), column('state_label', 'State'),
+                   column('enabled', 'Enabled', True), column('backup', 'Backup'), column('state_label', 'State'),
                    *({**column(name, label), 'align': 'right'} for name, label in _HEALTH_COLUMNS),
                    {**column('actions', ''), 'align': 'right'}]
         self.table = ServerTable(columns, self.fetch, sort_by='channel')
+        self.table.table.props('dense')
         for name in ('is_default', 'enabled'):
             self.table.table.add_slot(f'body-cell-{name}', _CHECK_CELL)
         self.table.table.add_slot('body-cell-state_label', _STATE_CELL)
