@@ -35,9 +35,9 @@ class DestinationIn(ApiModel):
 
 
 class ChannelIn(ApiModel):
-    """One channel's settings; `provider` is accepted for compatibility (Herald sends through the channel's default
-    route)."""
-    provider: Annotated[str, Field(max_length=50)] | None = None
+    """One channel's settings. `provider` names the provider route (Settings → Channels & providers) this channel's
+    messages must go through, with no failover; without it they go through the channel's default route."""
+    provider: Annotated[str, Field(max_length=100)] | None = None
     validity_period: int | None = Field(None, ge=1, le=2880)
     text: Annotated[str, Field(max_length=100_000)] | None = None
     html: Annotated[str, Field(max_length=500_000)] | None = None
@@ -60,7 +60,7 @@ class ChannelIn(ApiModel):
     def step(self, channel: Channel) -> dict[str, Any]:
         """The step as a template stores it (camelCase keys, 'from' for the sender, template parameters as text
         separated by |, in the order of their keys when they are numbers: WhatsApp's {{1}}, {{2}}…)."""
-        values = self.model_dump(by_alias=True, exclude={'provider'}, exclude_none=True)
+        values = self.model_dump(by_alias=True, exclude_none=True)
         if self.template_data:
             data = self.template_data
             items = sorted(data.items(), key=lambda item: int(item[0])) if all(map(str.isdigit, data)) else data.items()

@@ -16,7 +16,7 @@ from .auth import Actor, Permission
 from .channels import Channel
 from .config import settings
 from .errors import NotFound, ValidationError
-from .models import Suppression, SuppressionKind, Template, TimeZoneMode
+from .models import ProviderRoute, Suppression, SuppressionKind, Template, TimeZoneMode
 from .statuses import MessageStatus
 
 _MESSAGE_COLUMNS = (
@@ -123,7 +123,7 @@ async def enqueue(actor: Actor, request: SendRequest,
     the destinations' contacts when the caller has already normalized them (`phones.normalize_contacts`)."""
     actor.require(Permission.SEND)
     request = await _resolve_template(request)
-    steps = await templates.clean_steps(request.steps)
+    steps = await _with_route_ids(await templates.clean_steps(request.steps))
     bulk_id = request.bulk_id or str(uuid.uuid4())
     if contacts is None:
         contacts = await phones.normalize_contacts_in_parallel(
@@ -150,6 +150,15 @@ def table_rows(notifications: list[tuple[Any, ...]], messages: list[tuple[Any, .
     if not sql.is_postgres():
         tables.append(('message_search', SEARCH_COLUMNS, [(row[_RECIPIENT], row[0]) for row in messages]))
     return tables
+
+
+async def _with_route_ids(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps that name their provider route (`provider`, checked by clean_steps) get its id: they go through it."""
+    names = {step['provider'] for step in steps if step.get('provider')}
+    if not names:
+        return steps
+    ids = dict(await ProviderRoute.filter(name__in=names).values_list('name', 'id'))
+    return [{**step, 'routeId': ids[step['provider']]} if step.get('provider') else step for step in steps]
 
 
 async def _resolve_template(request: SendRequest) -> SendRequest:
@@ -220,6 +229,7 @@ class _Step(NamedTuple):
     params: str  # JSON
     required: bool
     validity: int | None
+    route_id: int | None  # the provider route it must go through, if any
 
     @classmethod
     def of(cls, index: int, step: dict[str, Any]) -> _Step:
@@ -227,7 +237,7 @@ class _Step(NamedTuple):
         return cls(index, Channel(step['channel']), step.get('from') or step.get('fromEmail', ''),
                    step.get('subject', ''), step.get('text', ''), step.get('html', ''),
                    json.dumps(params, ensure_ascii=False) if params else '{}', bool(step.get('required')),
-                   step.get('validityPeriod'))
+                   step.get('validityPeriod'), step.get('routeId'))
 
 
 @dataclass(frozen=True)
@@ -352,7 +362,7 @@ class _Batch:
             message_id, notification_id, self.task_id, self.bulk_id, step.index, channel, '', step.sender, recipient,
             templates.render(step.subject, values), text, page, _rendered(step.params, values), parts,
             cost, currency, status, description, '', 0, step.required, False, False, step.validity,
-            self.now, self.now, due if status in _DUE else None, 0, 0, 0, self.request.route_id,
+            self.now, self.now, due if status in _DUE else None, 0, 0, 0, step.route_id or self.request.route_id,
         ))
         self.events.append((message_id, self.now, status, description, '{}'))
         if self.reporting:

@@ -16,7 +16,7 @@ from . import audit, phones, senders, sms, tariffs
 from .auth import Actor, Permission
 from .channels import SENDER_CHANNELS, STEP_FIELDS, Channel, StepField
 from .errors import NotFound, ValidationError
-from .models import Template, TimeZoneMode
+from .models import ProviderRoute, Template, TimeZoneMode
 
 MAX_NAME_LENGTH = 200
 MAX_VALIDITY_MINUTES = 2880
@@ -220,9 +220,23 @@ async def _clean_step(i: int, channel: Channel, step: dict[str, Any], errors: di
     for step_field in STEP_FIELDS[channel]:
         if value := str(step.get(step_field.key) or '').strip():
             cleaned[step_field.key] = value
+    if route := str(step.get('provider') or '').strip():
+        if message := await _route_error(channel, route):
+            errors[f'steps.{i}.provider'] = message
+        cleaned['provider'] = route
     cleaned['validityPeriod'] = clean_validity(step.get('validityPeriod'), f'steps.{i}.validityPeriod', errors)
     cleaned['required'] = bool(step.get('required'))
     return cleaned
+
+
+async def _route_error(channel: Channel, name: str) -> str | None:
+    """Why a step cannot go through the provider route it names (`provider`: a route of Channels & providers)."""
+    route = await ProviderRoute.get_or_none(name=name)
+    if route is None:
+        return f'There is no provider route named "{name}".'
+    if route.channel is not channel:
+        return f'The route "{name}" sends {route.channel.label}, not {channel.label}.'
+    return None
 
 
 def step_errors(channel: Channel, step: dict[str, Any], approved_senders: Collection[str]) -> dict[str, str]:

@@ -332,7 +332,7 @@ async def test_time_ranges_and_a_provider_name_are_taken(user: User) -> None:
     async with client(await api_key()) as api:
         answer = await api.post('/api/v1/messages', json={'messages': [
             {'allowedTimeRanges': [['09:00:00', '21:00:00']], 'callbackUrl': 'https://example.com/cb',
-             'callbackData': 'order-7', 'channels': {'sms': {'text': 'Hi', 'from': 'MyShop', 'provider': 'any'}},
+             'callbackData': 'order-7', 'channels': {'sms': {'text': 'Hi', 'from': 'MyShop', 'provider': 'simulator-sms'}},
              'destinations': [{'phone': '79001234567', 'externalId': 'e-1', 'clientId': 'c-1'}]}]})
         assert answer.status_code == 200, answer.text
         notification = await Notification.get(bulk_id=answer.json()[0]['bulkId'])
@@ -345,3 +345,22 @@ async def test_time_ranges_and_a_provider_name_are_taken(user: User) -> None:
             {'allowedTimeRanges': [['21:00:00', '09:00:00']], 'channels': SMS,
              'destinations': [{'phone': '79001234567'}]}]})
         assert refused.status_code == 422 and 'messages[0].allowedTimeRanges.0' in refused.json()['error']['fields']
+
+
+async def test_a_channels_provider_names_the_route_its_messages_go_through(user: User) -> None:
+    await instant_sms()
+    spare = await routes.create_route(SYSTEM, routes.RouteData(
+        name='sms-spare', channel='sms', provider='simulator', settings={'report_delay_ms': 0, 'delivery_rate': 1.0}))
+    async with client(await api_key()) as api:
+        refused = await api.post('/api/v1/messages', json={'messages': [{
+            'channels': {'sms': {**SMS['sms'], 'provider': 'nowhere'}}, 'destinations': [{'phone': '79001234567'}]}]})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()['error']['fields'] == {
+            'messages[0].channels.sms.provider': 'There is no provider route named "nowhere".'}
+        answer = await api.post('/api/v1/messages', json={'messages': [{
+            'channels': {'sms': {**SMS['sms'], 'provider': 'sms-spare'}}, 'destinations': [{'phone': '79001234567'}]}]})
+        assert answer.status_code == 200, answer.text
+        message_id = answer.json()[0]['id']
+        await eventually(lambda: Message.exists(id=message_id, status=MessageStatus.DELIVERED))
+    message = await Message.get(id=message_id)
+    assert (message.pinned_route_id, message.route_id) == (spare.id, spare.id), 'not the default simulator-sms'
