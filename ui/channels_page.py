@@ -78,6 +78,13 @@ def _state(health: route_health.RouteHealth, backup: str | None) -> str:
     return label
 
 
+def _outcome(status: MessageStatus) -> str:
+    """How a test message's last status reads: delivered, still sent (no report yet) or failed."""
+    if status in route_health.DELIVERED:
+        return 'positive'
+    return 'info' if status is MessageStatus.SENT else 'negative'
+
+
 def _row(route: ProviderRoute, health: route_health.RouteHealth, backup: str | None) -> dict[str, Any]:
     """What the browser gets: no settings at all (they may hold secrets). The limits are in the edit dialog."""
     return {'id': route.id, 'name': route.name, 'channel': route.channel.label, 'provider': route.provider,
@@ -217,8 +224,7 @@ class ChannelsPage:
             progress.message = f'Test message: {status.value}' + (f' — {description}' if description else '')
             if status.is_terminal or next(ticks, None) is None:
                 progress.spinner = False
-                progress.type = 'positive' if status in route_health.DELIVERED else 'info' if \
-                    status is MessageStatus.SENT else 'negative'
+                progress.type = _outcome(status)
                 timer.cancel()
         timer = ui.timer(1, update)
 
