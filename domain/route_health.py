@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from . import failover, sql
 from .auth import Actor, Permission
 from .channels import STEP_FIELDS, Channel
-from .enqueue import CONTACT_FIELDS, Destination, EnqueueResult, SendRequest, enqueue
+from .enqueue import Destination, EnqueueResult, SendRequest, contact_field, enqueue
 from .errors import NotFound, ValidationError
 from .models import Message, ProviderRoute
 from .statuses import MessageStatus
@@ -20,7 +20,8 @@ DELIVERED = (MessageStatus.DELIVERED, MessageStatus.READ)
 
 
 @dataclass(frozen=True)
-class RouteHealth:
+class RouteOverview:
+    name: str
     sent: int = 0
     delivered: int = 0
     errors: int = 0
@@ -31,17 +32,17 @@ class RouteHealth:
     error: str = ''  # why it is failing
 
 
-async def route_health(actor: Actor) -> dict[int, RouteHealth]:
+async def route_health(actor: Actor) -> dict[int, RouteOverview]:
     """Every route's figures for the last 24 hours (by route id), with its failover state in this process."""
     actor.require(Permission.MANAGE_SETTINGS)
     figures = await _figures()
-    health: dict[int, RouteHealth] = {}
+    health: dict[int, RouteOverview] = {}
     for route_id, name in await ProviderRoute.all().values_list('id', 'name'):
         row = figures.get(route_id, {})
         live = failover.health(name)
         delivery_seconds = row.get('delivery_seconds')
-        health[route_id] = RouteHealth(
-            int(row.get('sent') or 0), int(row.get('delivered') or 0), int(row.get('errors') or 0),
+        health[route_id] = RouteOverview(
+            name, int(row.get('sent') or 0), int(row.get('delivered') or 0), int(row.get('errors') or 0),
             float(delivery_seconds) if delivery_seconds is not None else None, live.state, live.share, live.latency,
             live.error)
     return health
@@ -92,7 +93,7 @@ async def send_test_message(actor: Actor, route_id: int, message: TestMessage) -
     recipient = message.recipient.strip()
     if not recipient:
         raise ValidationError({'recipient': f'Enter the {recipient_label(route.channel).lower()} to send to.'})
-    contact = CONTACT_FIELDS.get(route.channel, 'phone')
+    contact = contact_field(route.channel)
     step = {'channel': route.channel.value, **{key: value for key, value in message.fields.items()
                                                if key in {field.key for field in STEP_FIELDS[route.channel]}}}
     try:

@@ -61,6 +61,10 @@ class HttpProvider:
             self._client = httpx.AsyncClient(timeout=self.settings.get('timeout_s', 15.0), limits=limits)
         return self._client
 
+    def endpoint(self, path: str) -> str:
+        """`path` under the provider's `base_url` setting."""
+        return f'{self.settings["base_url"].rstrip("/")}/{path}'
+
     def request(self, message: OutgoingMessage) -> httpx.Request:
         """The request that sends `message` (built with `self.client.build_request`); raises SendFailed for a message
         this provider cannot send."""

@@ -78,7 +78,7 @@ class KannelProvider(HttpProvider):
         if s['dlr_mask']:
             query['dlr-mask'] = str(s['dlr_mask'])
             query['dlr-url'] = self.report_url(message.id)
-        return self.client.build_request('GET', f'{s["base_url"].rstrip("/")}/cgi-bin/sendsms', params=query)
+        return self.client.build_request('GET', self.endpoint('cgi-bin/sendsms'), params=query)
 
     def report_url(self, message_id: str) -> str:
         """The dlr-url: Herald's webhook with the message id, its HMAC, and Kannel's escape codes."""

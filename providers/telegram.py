@@ -85,8 +85,8 @@ class TelegramProvider(HttpProvider):
             body['parse_mode'] = self.settings['parse_mode']
         if self.settings['disable_notification']:
             body['disable_notification'] = True
-        url = f'{self.settings["base_url"].rstrip("/")}/bot{self.settings["bot_token"]}/sendMessage'
-        return self.client.build_request('POST', url, json=body)
+        return self.client.build_request('POST', self.endpoint(f'bot{self.settings["bot_token"]}/sendMessage'),
+                                         json=body)
 
     def accepted(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
         answer = response.json()

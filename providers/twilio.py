@@ -92,7 +92,7 @@ class TwilioProvider(HttpProvider):
         if 'Body' not in form and 'MediaUrl' not in form:
             raise SendFailed('Twilio needs a text or a media URL')
         credentials = base64.b64encode(f'{s["account_sid"]}:{s["auth_token"]}'.encode()).decode()
-        url = f'{s["base_url"].rstrip("/")}/2010-04-01/Accounts/{s["account_sid"]}/Messages.json'
+        url = self.endpoint(f'2010-04-01/Accounts/{s["account_sid"]}/Messages.json')
         return self.client.build_request('POST', url, data=form, headers={
             'Authorization': f'Basic {credentials}', 'Accept': 'application/json'})
 

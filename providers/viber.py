@@ -81,7 +81,7 @@ class ViberProvider(HttpProvider):
             'webhooks': {'delivery': {'url': report_url, 'intermediateReport': False}, 'seen': {'url': report_url},
                          'contentType': 'application/json'},
         }]}
-        return self.client.build_request('POST', f'{self.settings["base_url"].rstrip("/")}/viber/2/messages',
+        return self.client.build_request('POST', self.endpoint('viber/2/messages'),
                                          json=body, headers={'Authorization': f'App {self.settings["api_key"]}'})
 
     def accepted(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:

@@ -76,7 +76,7 @@ class WhatsAppProvider(HttpProvider):
 
     def request(self, message: OutgoingMessage) -> httpx.Request:
         s = self.settings
-        url = f'{s["base_url"].rstrip("/")}/{s["api_version"]}/{s["phone_number_id"]}/messages'
+        url = self.endpoint(f'{s["api_version"]}/{s["phone_number_id"]}/messages')
         body = {'messaging_product': 'whatsapp', 'recipient_type': 'individual',
                 'to': ''.join(filter(str.isdigit, message.recipient)), **self._content(message)}
         return self.client.build_request('POST', url, json=body,

@@ -69,7 +69,7 @@ def _seconds(value: float | None) -> str:
     return f'{value * 1000:.0f} ms' if value < 1 else f'{value:.1f} s'
 
 
-def _state(health: route_health.RouteHealth, backup: str | None) -> str:
+def _state(health: route_health.RouteOverview, backup: str | None) -> str:
     label = _STATE_LABELS[health.state]
     if health.state is RouteState.RECOVERING:
         return f'{label} ({health.share:.0%})'
@@ -85,7 +85,7 @@ def _outcome(status: MessageStatus) -> str:
     return 'info' if status is MessageStatus.SENT else 'negative'
 
 
-def _row(route: ProviderRoute, health: route_health.RouteHealth, backup: str | None) -> dict[str, Any]:
+def _row(route: ProviderRoute, health: route_health.RouteOverview, backup: str | None) -> dict[str, Any]:
     """What the browser gets: no settings at all (they may hold secrets). The limits are in the edit dialog."""
     return {'id': route.id, 'name': route.name, 'channel': route.channel.label, 'provider': route.provider,
             'is_default': route.is_default, 'enabled': route.enabled, 'concurrency': route.concurrency,
@@ -123,8 +123,8 @@ class ChannelsPage:
                     ) -> tuple[int, list[dict[str, Any]]]:
         total, rows = await routes.list_routes(self.actor, sort, descending, offset, limit)
         health = await route_health.route_health(self.actor)
-        names = dict(await ProviderRoute.all().values_list('id', 'name'))
-        return total, [_row(route, health[route.id], names.get(route.backup_id)) for route in rows]
+        return total, [_row(route, health[route.id], health[route.backup_id].name if route.backup_id else None)
+                       for route in rows]
 
     async def edit(self, route_id: int | None) -> None:
         """Add a route (route_id None) or change one."""
