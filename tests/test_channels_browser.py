@@ -1,7 +1,7 @@
 """An admin in a real browser adds an SMTP route through the dialog. Saves docs/screenshots/channels.png."""
 
 import pytest
-from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, visible
+from helpers import SCREENSHOTS, browser_input, browser_setup_admin, click, click_element, visible
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -45,3 +45,17 @@ def test_admin_adds_an_smtp_route(screen: Screen) -> None:
     assert row.find_elements(By.CSS_SELECTOR, 'td .q-icon[aria-label="Default"]')
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screen.selenium.save_screenshot(str(SCREENSHOTS / 'channels.png'))
+
+
+def test_admin_sends_a_test_message_through_a_route_and_sees_its_status(screen: Screen) -> None:
+    browser_setup_admin(screen)
+    screen.open('/settings/channels')
+    visible(screen, 'simulator-telegram')
+    click_element(lambda: element(screen, '//tr[td[normalize-space()="simulator-telegram"]]'
+                                          '//button[@aria-label="Send test message"]'))
+    visible(screen, 'Send a test message through')
+    browser_input(screen, 'Telegram chat ID').send_keys('123456789')
+    click_element(lambda: element(screen, '//div[contains(@class, "q-dialog")]//button[normalize-space()="Send"]'))
+    visible(screen, 'Test message: ', timeout=15)
+    row = element(screen, '//tr[td[normalize-space()="simulator-telegram"]]')
+    assert 'Healthy' in row.text
