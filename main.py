@@ -1,6 +1,6 @@
 """Herald: a self-hosted, multi-channel notification center.
 
-    python main.py                                        serve (HERALD_HOST:HERALD_PORT)
+    python main.py [--role all|web|worker]                serve (HERALD_HOST:HERALD_PORT)
     python main.py create-admin --email E --password P    add an administrator
     python main.py create-api-key --name N                print a new API key on the last line
 """
@@ -12,18 +12,22 @@ import logging
 import os
 import sys
 
-from domain.config import Settings, reload_settings
+from domain.config import ROLES, Settings, reload_settings
+from domain.errors import HeraldError
 
-settings = reload_settings()
+try:
+    settings = reload_settings()
+except HeraldError as error:  # a bad setting (HERALD_ROLE, …): say which, without a traceback
+    sys.exit(f'error: {error}')
 os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'sessions'))
 
 from nicegui import app, ui  # noqa: E402  (the storage path must be set before NiceGUI is imported)
 
 from api import auth as api_auth  # noqa: E402
+from api import monitoring  # noqa: E402
 from api import routes as api_routes  # noqa: E402
-from domain import auth, hlr, messages, phones, seed  # noqa: E402
+from domain import auth, cluster, hlr, messages, phones, seed  # noqa: E402
 from domain.db import close_database, open_database  # noqa: E402
-from domain.errors import HeraldError  # noqa: E402
 from scheduler.engine import Engine  # noqa: E402
 from ui import pages, session  # noqa: E402
 
@@ -34,7 +38,7 @@ def build_app(settings: Settings) -> None:
     """Wire database, pages and routes into NiceGUI's app (called once per process, and per test)."""
     config = seed.read_config(settings.config_file) if settings.config_file else None
 
-    engine = Engine()
+    engine = Engine(dispatching=settings.dispatches)
 
     async def start() -> None:
         await open_database(settings.database_url)
@@ -49,13 +53,15 @@ def build_app(settings: Settings) -> None:
         phones.stop_workers()
         await close_database()
 
-    session.reset_user_cache()
     app.on_startup(start)
     app.on_shutdown(stop)
-    app.add_middleware(session.PageGuard)
-    app.add_middleware(api_auth.ApiGuard)
-    api_routes.create(app, engine.routes)
-    pages.create()
+    app.include_router(monitoring.router(engine))
+    if settings.serves_web:
+        session.reset_user_cache()
+        app.add_middleware(session.PageGuard)
+        app.add_middleware(api_auth.ApiGuard)
+        api_routes.create(app, engine.routes)
+        pages.create()
 
 
 async def _with_database(coroutine_factory) -> None:
@@ -69,8 +75,11 @@ async def _with_database(coroutine_factory) -> None:
 def cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog='main.py', description='Herald, a self-hosted notification center. '
                                      'Without a command it serves the web interface and API.')
+    role_help = 'what this process does: ' + '; '.join(f'{name}: {what}' for name, what in ROLES.items())
+    parser.add_argument('--role', choices=ROLES, help=role_help + ' (default: HERALD_ROLE, else all)')
     commands = parser.add_subparsers(dest='command')
-    commands.add_parser('serve', help='serve the web interface and API (the default)')
+    serve_command = commands.add_parser('serve', help='serve the web interface and API (the default)')
+    serve_command.add_argument('--role', choices=ROLES, dest='serve_role', help=role_help)
     admin = commands.add_parser('create-admin', help='create an administrator account')
     admin.add_argument('--email', required=True)
     admin.add_argument('--password', required=True)
@@ -92,6 +101,9 @@ def cli(argv: list[str]) -> int:
                 print(secret)
             asyncio.run(_with_database(create_key))
         else:
+            role = getattr(args, 'serve_role', None) or args.role
+            if role:
+                os.environ['HERALD_ROLE'] = role
             serve()
     except HeraldError as error:
         print(f'error: {error}', file=sys.stderr)
@@ -100,6 +112,8 @@ def cli(argv: list[str]) -> int:
 
 
 def serve() -> None:
+    settings = reload_settings()
+    cluster.claim_sqlite_database(settings.database_url)
     build_app(settings)
     ui.run(host=settings.host, port=settings.port, title='Herald', storage_secret=settings.secret,
            reload=False, show=False, favicon='📣')

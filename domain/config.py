@@ -6,6 +6,14 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import HeraldError
+
+ROLES = {
+    'all': 'pages, API and dispatching (the default)',
+    'web': 'pages, API and provider webhooks; no dispatching',
+    'worker': 'dispatching, sweeps and callbacks; only /healthz and /metrics over HTTP',
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -21,6 +29,15 @@ class Settings:
     dispatch_lease_seconds: int
     callback_secret: str  # signs client callbacks (domain/callbacks.py)
     email_tracking: bool = True  # HTML emails get an open pixel and counted links (domain/links.py)
+    role: str = 'all'  # 'web' serves pages and API, 'worker' dispatches, 'all' does both (see ROLES)
+
+    @property
+    def serves_web(self) -> bool:
+        return self.role in ('all', 'web')
+
+    @property
+    def dispatches(self) -> bool:
+        return self.role in ('all', 'worker')
 
     @property
     def is_sqlite(self) -> bool:
@@ -57,7 +74,15 @@ def load_settings() -> Settings:
         dispatch_lease_seconds=int(os.environ.get('HERALD_DISPATCH_LEASE_SECONDS', '120')),
         callback_secret=_secret(data_dir, 'HERALD_CALLBACK_SECRET', 'callback.key'),
         email_tracking=os.environ.get('HERALD_EMAIL_TRACKING', 'on').strip().lower() not in ('off', 'false', '0', 'no'),
+        role=checked_role(os.environ.get('HERALD_ROLE', 'all')),
     )
+
+
+def checked_role(role: str) -> str:
+    role = role.strip().lower()
+    if role not in ROLES:
+        raise HeraldError(f'Unknown role "{role}": use one of {", ".join(ROLES)}')
+    return role
 
 
 _settings: Settings | None = None

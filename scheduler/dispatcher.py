@@ -65,7 +65,7 @@ class Claimed:
             params=_json(row['params']))
 
 
-@dataclass
+@dataclass(eq=False)  # a batch is itself: kept in a set while in flight
 class Batch:
     """Claimed messages that go to one route."""
     route: Route
@@ -92,11 +92,31 @@ class Dispatcher:
         self.worker_id = f'{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}'
         self._background = Background()
         self._wake = {channel: asyncio.Event() for channel in Channel}
+        self._in_flight: set[Batch] = set()
 
     def start(self) -> None:
         self._background = Background()
         for channel in Channel:
             self._background.start(self._serve(channel), name=f'herald-dispatch-{channel.value}')
+        self._background.start(self._renew_leases(), name='herald-dispatch-leases')
+
+    async def _renew_leases(self) -> None:
+        """Keep the leases of the batches in hand from running out while their provider is slow: a lease that ran
+        out would let another process claim a message again, or flag one being sent as in doubt. A process that
+        dies stops renewing, and its messages come free a lease later."""
+        while not self._background.closing:
+            await self._background.pause(self.lease.total_seconds() / 3)
+            ids = [message.id for batch in self._in_flight for message in batch.messages]
+            if not ids:
+                continue
+            lease_until = _now() + self.lease
+            try:
+                await sql.execute(
+                    f"UPDATE messages SET lease_until = ? WHERE id {sql.any_of('uuid')} AND claimed_by = ? "
+                    f"AND lease_until < ? AND {sql.unindexed('status')} = ?",
+                    [lease_until, sql.Many(ids), self.worker_id, lease_until, _S.QUEUED])
+            except Exception:  # noqa: BLE001 - try again at the next round; leases are long enough for a few
+                log.exception('Renewing the leases of %d messages failed', len(ids))
 
     async def stop(self) -> None:
         """Stop claiming; batches already with a provider are settled first (so they are not left in doubt)."""
@@ -223,6 +243,7 @@ class Dispatcher:
         async def settle(results: list[SendResult]) -> None:
             await self._settle(results, messages, batch.route)
         outgoing = [message.outgoing() for message in batch.messages]
+        self._in_flight.add(batch)
         try:
             if batch.reserved:
                 await batch.route.send_reserved(outgoing, settle)
@@ -230,6 +251,8 @@ class Dispatcher:
                 await batch.route.send(outgoing, self._hand_over, settle)
         except Exception:  # noqa: BLE001 - the batch's leases run out: unsent messages are claimed again
             log.exception('Sending a batch of %d messages failed', len(batch.messages))
+        finally:
+            self._in_flight.discard(batch)
 
     async def _hand_over(self, route: Route, messages: list[OutgoingMessage]) -> None:
         """From here until settled, the outcome of these messages is unknown if the process dies."""

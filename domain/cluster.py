@@ -1,0 +1,114 @@
+"""Several Herald processes on one database: which process runs the cluster-wide jobs, and the guard that keeps a
+SQLite database to one process.
+
+On PostgreSQL each singleton job (a sweep) is held by one process through a session-level advisory lock, taken on a
+connection of its own. PostgreSQL releases the lock when that connection ends, so when the holder dies (or loses its
+connection) another process takes the job at its next run. On SQLite the one Herald process runs every job."""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import asyncpg
+
+from .errors import HeraldError
+
+log = logging.getLogger(__name__)
+LOCK_NAMESPACE = 'herald:'
+
+
+class DatabaseInUse(HeraldError):
+    """Another Herald process serves this SQLite database."""
+
+
+def postgres_dsn(database_url: str) -> str | None:
+    """The asyncpg DSN of a PostgreSQL database URL (Tortoise's `postgres://` or `asyncpg://`), else None."""
+    scheme, _, rest = database_url.partition('://')
+    return f'postgresql://{rest}' if scheme in ('postgres', 'postgresql', 'asyncpg', 'psycopg') else None
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a job name (the same in every process and release)."""
+    digest = hashlib.blake2b((LOCK_NAMESPACE + name).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, 'big', signed=True)
+
+
+class Singletons:
+    """Which singleton jobs this process holds. A job it does not hold is skipped; one nobody holds is taken by
+    the first process that asks."""
+
+    def __init__(self, database_url: str) -> None:
+        self.dsn = postgres_dsn(database_url)
+        self.held: set[str] = set()
+        self._connection: asyncpg.Connection | None = None
+
+    async def holds(self, job: str) -> bool:
+        """True when this process runs `job` now (taking it if it is free)."""
+        if self.dsn is None:
+            self.held.add(job)
+            return True
+        try:
+            connection = await self._connect()
+            if job in self.held:
+                await connection.fetchval('SELECT 1')  # the lock lives as long as this connection
+                return True
+            if await connection.fetchval('SELECT pg_try_advisory_lock($1)', lock_key(job)):
+                self.held.add(job)
+                log.info('This process now runs the cluster-wide job %s', job)
+                return True
+            return False
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning('Lost the connection that holds the cluster-wide jobs: %s', error)
+            await self.close()
+            return False
+
+    async def _connect(self) -> asyncpg.Connection:
+        if self._connection is None or self._connection.is_closed():
+            self.held.clear()
+            self._connection = await asyncpg.connect(self.dsn, server_settings={'application_name': 'herald-jobs'})
+        return self._connection
+
+    async def close(self) -> None:
+        """Give every job up (another process takes them at their next run)."""
+        connection, self._connection = self._connection, None
+        self.held.clear()
+        if connection is not None and not connection.is_closed():
+            try:
+                await connection.close(timeout=5)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                connection.terminate()
+
+
+_held_file: tuple[Path, int] | None = None  # the lock file of the SQLite database this process serves
+
+
+def claim_sqlite_database(database_url: str) -> None:
+    """Refuse to serve a SQLite database that another Herald process serves: SQLite has one writer, and two
+    dispatchers on one file would hand messages over twice. The lock is kept until the process ends (the OS drops
+    it however the process ends) or serves another database (as tests do, one after another)."""
+    global _held_file  # noqa: PLW0603
+    if not database_url.startswith('sqlite'):
+        return
+    path = Path(database_url.split('://', 1)[1]).resolve()
+    lock_path = path.with_name(path.name + '.lock')
+    if _held_file is not None:
+        if _held_file[0] == lock_path:
+            return
+        os.close(_held_file[1])
+        _held_file = None
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise DatabaseInUse(
+            f'Another Herald process is already serving the SQLite database {path}. SQLite allows one Herald '
+            'process; stop the other one, give this one its own HERALD_DATA_DIR, or run several processes on '
+            'PostgreSQL (HERALD_DATABASE_URL=postgres://…; see README, "Running several processes").') from None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f'{os.getpid()}\n'.encode())
+    _held_file = lock_path, descriptor
