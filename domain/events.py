@@ -1,5 +1,9 @@
 """Domain events: every batch of status changes is published here, for live pages and other listeners; and every
-change of the provider routes, for the engine."""
+change of the provider routes, for the engine.
+
+With several Herald processes on one PostgreSQL database, `domain.event_bridge` is this module's forwarder: it hands
+the events published here to the other processes, and `deliver`s theirs to the listeners here (never forwarded
+again)."""
 from __future__ import annotations
 
 import logging
@@ -46,6 +50,36 @@ TaskListener = Callable[[TaskChanged], None]
 _task_listeners: list[TaskListener] = []
 
 
+Event = list[MessageChanged] | RoutesChanged | TaskChanged
+Forwarder = Callable[[Event], None]
+_forwarder: Forwarder | None = None
+
+
+def forward_to(forwarder: Forwarder | None) -> None:
+    """Also hand every event published in this process to `forwarder` (quick: it only queues), or stop with None."""
+    global _forwarder  # noqa: PLW0603
+    _forwarder = forwarder
+
+
+def deliver(event: Event) -> None:
+    """Call this process's listeners only: for an event another process published."""
+    if isinstance(event, RoutesChanged):
+        _notify(_route_listeners, event, 'route changes')
+    elif isinstance(event, TaskChanged):
+        _notify(_task_listeners, event, 'task changes')
+    elif event:
+        _notify(_listeners, event, 'message changes')
+
+
+def _publish(event: Event) -> None:
+    deliver(event)
+    if _forwarder is not None:
+        try:
+            _forwarder(event)
+        except Exception:  # noqa: BLE001 - the other processes miss it; this one's delivery goes on
+            log.exception('Forwarding an event to the other Herald processes failed')
+
+
 def _add(listeners: list, listener: Callable) -> Callable[[], None]:
     listeners.append(listener)
     return lambda: listeners.remove(listener) if listener in listeners else None
@@ -67,7 +101,7 @@ def subscribe(listener: Listener) -> Callable[[], None]:
 def publish(changes: list[MessageChanged]) -> None:
     """Listeners must be quick (queue the work): this runs on the dispatcher's path."""
     if changes:
-        _notify(_listeners, changes, 'message changes')
+        _publish(changes)
 
 
 def subscribe_routes(listener: RoutesListener) -> Callable[[], None]:
@@ -76,7 +110,7 @@ def subscribe_routes(listener: RoutesListener) -> Callable[[], None]:
 
 
 def publish_routes(event: RoutesChanged) -> None:
-    _notify(_route_listeners, event, 'route changes')
+    _publish(event)
 
 
 def subscribe_tasks(listener: TaskListener) -> Callable[[], None]:
@@ -85,4 +119,4 @@ def subscribe_tasks(listener: TaskListener) -> Callable[[], None]:
 
 
 def publish_task(event: TaskChanged) -> None:
-    _notify(_task_listeners, event, 'task changes')
+    _publish(event)

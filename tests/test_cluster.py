@@ -1,0 +1,112 @@
+"""Several Herald processes: a SQLite database serves one; on PostgreSQL each sweep runs in one process at a time
+and moves when that one dies; leases of messages in hand outlive a slow provider."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import BACKEND
+from herald_process import herald_processes, start_herald
+from test_dispatch import operator  # noqa: F401 - the fixture
+
+from domain import enqueue
+from domain.auth import Actor
+from domain.cluster import Singletons
+from domain.enqueue import Destination, SendRequest
+from domain.models import Message, ProviderRoute
+from domain.statuses import MessageStatus
+from scheduler.dispatcher import Dispatcher, recover_in_doubt
+from scheduler.engine import SWEEPS
+from scheduler.routes import RouteTable
+
+postgres_only = pytest.mark.skipif(BACKEND != 'postgres', reason='several processes share a PostgreSQL database')
+FREQUENT_SWEEPS = {job.__name__ for job, seconds in SWEEPS if seconds < 60}
+
+
+def test_a_second_process_on_one_sqlite_database_refuses_to_start(tmp_path: Path) -> None:
+    url = f'sqlite://{tmp_path / "shared.sqlite3"}'
+    with herald_processes(url, tmp_path, roles=('all',)):
+        second = start_herald(url, tmp_path / 'second')
+        assert second.process.wait(60) == 2
+        log = second.log.read_text()
+        assert 'Another Herald process is already serving the SQLite database' in log
+        assert 'PostgreSQL' in log and 'Traceback' not in log
+
+
+def test_an_unknown_role_is_refused_with_the_roles_there_are(tmp_path: Path) -> None:
+    herald = start_herald(os.environ['HERALD_DATABASE_URL'], tmp_path, environment={'HERALD_ROLE': 'frontend'})
+    assert herald.process.wait(60) != 0
+    log = herald.log.read_text()
+    assert 'Unknown role "frontend": use one of all, web, worker' in log and 'Traceback' not in log
+
+
+@postgres_only
+async def test_a_job_is_held_by_one_process_until_it_lets_go(db) -> None:
+    first, second = Singletons(os.environ['HERALD_DATABASE_URL']), Singletons(os.environ['HERALD_DATABASE_URL'])
+    try:
+        assert await first.holds('release_delayed')
+        assert await first.holds('release_delayed')
+        assert not await second.holds('release_delayed')
+        assert await second.holds('expire_overdue') and not await first.holds('expire_overdue')
+        await first.close()
+        assert await second.holds('release_delayed')
+    finally:
+        await first.close()
+        await second.close()
+
+
+@postgres_only
+def test_each_sweep_runs_in_one_process_and_moves_when_its_holder_dies(tmp_path: Path) -> None:
+    with herald_processes(os.environ['HERALD_DATABASE_URL'], tmp_path, roles=('all', 'all', 'worker')) as heralds:
+        holders = _wait_for(lambda: _holders(heralds), lambda found: FREQUENT_SWEEPS <= set(found))
+        for job, processes in holders.items():
+            assert len(processes) == 1, f'{job} runs in {len(processes)} processes at once'
+        victim = holders['release_delayed'][0]
+        victim.kill()
+        survivors = [herald for herald in heralds if herald is not victim]
+        holders = _wait_for(lambda: _holders(survivors), lambda found: FREQUENT_SWEEPS <= set(found))
+        for job, processes in holders.items():
+            assert len(processes) == 1, f'{job} runs in {len(processes)} processes at once'
+
+
+def _holders(heralds: list) -> dict[str, list]:
+    found: dict[str, list] = {}
+    for herald in heralds:
+        for job in (herald.healthz() or {}).get('jobs', []):
+            found.setdefault(job, []).append(herald)
+    return found
+
+
+def _wait_for(read, done, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+async def test_a_slow_provider_keeps_its_messages_leased_so_they_are_not_taken_for_lost(operator: Actor) -> None:
+    await ProviderRoute.create(name='slow-sms', channel='sms', provider='simulator', rate_per_second=1000,
+                               is_default=True, settings={'latency_ms': 3500, 'delivery_rate': 1.0,
+                                                          'send_reports': False})
+    routes = RouteTable()
+    await routes.load()
+    dispatcher = Dispatcher(routes, lease_seconds=1)
+    await enqueue.enqueue(operator, SendRequest(steps=[{'channel': 'sms', 'from': 'MyShop', 'text': 'Code 1'}],
+                                                destinations=[Destination(phone='+79123456789')]))
+    dispatcher.start()
+    try:
+        for _ in range(100):
+            await recover_in_doubt()  # the sweep, running while the provider takes 3.5 s with a 1 s lease
+            message = await Message.get()
+            if message.status is not MessageStatus.QUEUED:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await dispatcher.stop()
+        await routes.close()
+    assert message.status is MessageStatus.SENT and not message.in_doubt
