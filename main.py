@@ -26,7 +26,7 @@ from nicegui import app, ui  # noqa: E402  (the storage path must be set before 
 from api import auth as api_auth  # noqa: E402
 from api import monitoring  # noqa: E402
 from api import routes as api_routes  # noqa: E402
-from domain import auth, cluster, hlr, messages, phones, seed  # noqa: E402
+from domain import auth, cluster, event_bridge, hlr, messages, phones, seed  # noqa: E402
 from domain.db import close_database, open_database  # noqa: E402
 from scheduler.engine import Engine  # noqa: E402
 from ui import pages, session  # noqa: E402
@@ -42,6 +42,7 @@ def build_app(settings: Settings) -> None:
 
     async def start() -> None:
         await open_database(settings.database_url)
+        await event_bridge.start(settings.database_url)
         if config:
             await seed.apply_config(config, settings.currency)
         await engine.start()
@@ -51,6 +52,7 @@ def build_app(settings: Settings) -> None:
         await hlr.close_hlr_provider()
         await messages.close_uploads()
         phones.stop_workers()
+        await event_bridge.stop()
         await close_database()
 
     app.on_startup(start)

@@ -52,6 +52,7 @@ class Scope(str, Enum):
     TASKS_WRITE = 'tasks:write'
     SETTINGS_READ = 'settings:read'
     SETTINGS_WRITE = 'settings:write'
+    METRICS_READ = 'metrics:read'  # GET /metrics from outside HERALD_METRICS_ALLOW (a Prometheus server's key)
 
     @property
     def label(self) -> str:

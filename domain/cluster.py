@@ -10,10 +10,13 @@ import fcntl
 import hashlib
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 
+from . import sql
 from .errors import HeraldError
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,29 @@ def lock_key(name: str) -> int:
     """A stable signed 64-bit advisory-lock key for a job name (the same in every process and release)."""
     digest = hashlib.blake2b((LOCK_NAMESPACE + name).encode(), digest_size=8).digest()
     return int.from_bytes(digest, 'big', signed=True)
+
+
+async def one_at_a_time(name: str) -> None:
+    """Inside a transaction: wait until no other process runs a transaction that asked for `name`, and hold it off
+    until this one ends (start-up seeding that several processes would otherwise do at once). SQLite has one
+    writer already."""
+    if sql.is_postgres():
+        await sql.execute('SELECT pg_advisory_xact_lock(?)', [lock_key(name)])
+
+
+@asynccontextmanager
+async def exclusive(database_url: str, name: str) -> AsyncIterator[None]:
+    """Run the block in one process at a time, before any ORM connection exists (schema migrations)."""
+    dsn = postgres_dsn(database_url)
+    if dsn is None:
+        yield
+        return
+    connection = await asyncpg.connect(dsn, server_settings={'application_name': f'herald-{name}'})
+    try:
+        await connection.execute('SELECT pg_advisory_lock($1)', lock_key(name))
+        yield
+    finally:
+        await connection.close()  # ends the session, and its lock with it
 
 
 class Singletons:

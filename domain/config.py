@@ -1,12 +1,16 @@
 """Settings from the environment (and the data dir), read once at start-up."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HeraldError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+DEFAULT_METRICS_ALLOW = '127.0.0.0/8,::1/128'
 
 ROLES = {
     'all': 'pages, API and dispatching (the default)',
@@ -30,6 +34,7 @@ class Settings:
     callback_secret: str  # signs client callbacks (domain/callbacks.py)
     email_tracking: bool = True  # HTML emails get an open pixel and counted links (domain/links.py)
     role: str = 'all'  # 'web' serves pages and API, 'worker' dispatches, 'all' does both (see ROLES)
+    metrics_allow: tuple[Network, ...] = ()  # clients that may read GET /metrics without an API key
 
     @property
     def serves_web(self) -> bool:
@@ -71,10 +76,11 @@ def load_settings() -> Settings:
         config_file=Path(config_file) if config_file else None,
         default_region=os.environ.get('HERALD_DEFAULT_REGION', 'RU').upper(),
         currency=os.environ.get('HERALD_CURRENCY', 'EUR').upper(),
-        dispatch_lease_seconds=int(os.environ.get('HERALD_DISPATCH_LEASE_SECONDS', '120')),
+        dispatch_lease_seconds=int(os.environ.get('HERALD_DISPATCH_LEASE_SECONDS', '60')),
         callback_secret=_secret(data_dir, 'HERALD_CALLBACK_SECRET', 'callback.key'),
         email_tracking=os.environ.get('HERALD_EMAIL_TRACKING', 'on').strip().lower() not in ('off', 'false', '0', 'no'),
         role=checked_role(os.environ.get('HERALD_ROLE', 'all')),
+        metrics_allow=networks(os.environ.get('HERALD_METRICS_ALLOW', DEFAULT_METRICS_ALLOW)),
     )
 
 
@@ -83,6 +89,14 @@ def checked_role(role: str) -> str:
     if role not in ROLES:
         raise HeraldError(f'Unknown role "{role}": use one of {", ".join(ROLES)}')
     return role
+
+
+def networks(value: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs (`10.0.0.0/8, 2001:db8::/32`; a bare address is one host)."""
+    try:
+        return tuple(ipaddress.ip_network(item.strip()) for item in value.split(',') if item.strip())
+    except ValueError as error:
+        raise HeraldError(f'HERALD_METRICS_ALLOW: {error} (give networks as 10.0.0.0/8, comma-separated)') from None
 
 
 _settings: Settings | None = None

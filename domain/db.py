@@ -8,6 +8,8 @@ from tortoise import Tortoise
 from tortoise.connection import get_connection
 from tortoise.migrations.executor import MigrationExecutor
 
+from . import cluster
+
 APP = 'models'
 
 
@@ -38,7 +40,8 @@ async def open_database(database_url: str) -> None:
     """Connect and bring the schema up to date."""
     config = tortoise_config(database_url)
     await Tortoise.init(config=config, _enable_global_fallback=True)
-    await MigrationExecutor(get_connection('default'), config['apps']).migrate(None)
+    async with cluster.exclusive(database_url, 'migrations'):  # processes started together migrate one by one
+        await MigrationExecutor(get_connection('default'), config['apps']).migrate(None)
 
 
 async def close_database() -> None:

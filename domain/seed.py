@@ -40,7 +40,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from . import routes
+from . import cluster, routes
 from .auth import SYSTEM
 from .channels import Channel
 from .errors import ValidationError
@@ -105,6 +105,7 @@ def _validate(config: dict[str, list[dict[str, Any]]]) -> None:
 
 async def apply_config(config: dict[str, list[dict[str, Any]]], default_currency: str) -> None:
     async with in_transaction():
+        await cluster.one_at_a_time('seed')
         for entry in config['sender_names']:
             await SenderName.update_or_create(
                 name=entry['name'].strip(), channel=Channel(entry['channel']),
@@ -130,8 +131,11 @@ def _route(entry: dict[str, Any]) -> routes.RouteData:
 
 async def ensure_routes() -> None:
     """A fresh Herald sends through the simulator on every channel until real providers are configured."""
-    if not await ProviderRoute.exists():
+    async with in_transaction():
+        await cluster.one_at_a_time('seed')
+        if await ProviderRoute.exists():
+            return
         await ProviderRoute.bulk_create([
-            ProviderRoute(name=f'simulator-{channel.value}', channel=channel, provider='simulator', is_default=True,
-                          concurrency=8, rate_per_second=2000, settings={})
-            for channel in Channel])
+                ProviderRoute(name=f'simulator-{channel.value}', channel=channel, provider='simulator',
+                              is_default=True, concurrency=8, rate_per_second=2000, settings={})
+                for channel in Channel])

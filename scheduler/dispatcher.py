@@ -20,7 +20,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from domain import sql, windows
+from domain import metrics, sql, windows
 from domain.background import Background
 from domain.channels import Channel
 from domain.delivery import StatusChange, change_status
@@ -83,7 +83,7 @@ class Claim:
 
 
 class Dispatcher:
-    def __init__(self, routes: RouteTable, batch_size: int = 1000, lease_seconds: int = 120,
+    def __init__(self, routes: RouteTable, batch_size: int = 1000, lease_seconds: float = 60,
                  batches_in_flight: int = 3) -> None:
         self.routes = routes
         self.batch_size = batch_size
@@ -166,7 +166,7 @@ class Dispatcher:
         async with in_transaction():
             rows = await sql.execute(
                 'SELECT m.id, m.task_id, m.channel, m.recipient, m.sender, m.subject, m.text, m.html, m.params, '
-                'm.parts, m.attempt, m.pinned_route_id, n.allowed_time_ranges, n.time_zone FROM messages m '
+                'm.parts, m.attempt, m.pinned_route_id, m.due_at, n.allowed_time_ranges, n.time_zone FROM messages m '
                 'JOIN notifications n ON n.id = m.notification_id '
                 f"WHERE m.status = '{_S.QUEUED.value}' AND m.channel = ? AND m.due_at <= ? "  # the partial index's terms
                 'AND m.send_started_at IS NULL AND (m.lease_until IS NULL OR m.lease_until < ?) '
@@ -199,10 +199,13 @@ class Dispatcher:
                       route: Route | None = None, handed_over_at: datetime | None = None) -> None:
         """Lease the messages to this dispatcher; with a route, also record them as handed over to it."""
         handed_over = ', send_started_at = ?, provider = ?, route_id = ?, attempt = attempt + 1' if route else ''
+        ids = [message.id for message in messages]
         await sql.execute(
             f"UPDATE messages SET lease_until = ?, claimed_by = ?{handed_over} WHERE id {sql.any_of('uuid')}",
             [lease_until, self.worker_id, *((handed_over_at, route.provider_name, route.id) if route else ()),
-             sql.Many([message.id for message in messages])])
+             sql.Many(ids)])
+        if route:
+            metrics.handed_over(ids)
 
     async def _plan(self, claimed: list[Claimed], route: Route | None, now: datetime
                     ) -> tuple[list[StatusChange], dict[Route, list[Claimed]]]:
@@ -253,6 +256,7 @@ class Dispatcher:
             log.exception('Sending a batch of %d messages failed', len(batch.messages))
         finally:
             self._in_flight.discard(batch)
+            metrics.forget(messages)
 
     async def _hand_over(self, route: Route, messages: list[OutgoingMessage]) -> None:
         """From here until settled, the outcome of these messages is unknown if the process dies."""
@@ -286,6 +290,8 @@ class Dispatcher:
                 'UPDATE messages SET due_at = ?, status_description = ?, send_started_at = NULL, lease_until = NULL, '
                 'claimed_by = NULL WHERE id = ?', retries)
             await change_status(changes, now)
+        metrics.settled(route.channel, route.provider_name, results, {message_id for *_, message_id in retries},
+                        lambda message_id: messages[message_id].row['due_at'])
 
 
 def _no_route(row: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from domain import delivery, failover
+from domain import delivery, failover, metrics
 from domain.background import Background
 from domain.channels import Channel
 from domain.events import RoutesChanged
@@ -245,6 +245,7 @@ class RouteTable:
         return await self._apply_reports(route.provider_name, route.provider.parse_webhook(request))
 
     async def _apply_reports(self, provider_name: str, reports: list[DeliveryReport]) -> int:
+        metrics.reports_received(provider_name, reports)
         moved, unmatched = await delivery.apply_reports(provider_name, reports)
         if unmatched:
             self._retry(provider_name, unmatched)

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKEND
+from helpers import make_actor
 from herald_process import herald_processes, start_herald
-from test_dispatch import operator  # noqa: F401 - the fixture
 
 from domain import enqueue
-from domain.auth import Actor
 from domain.cluster import Singletons
 from domain.enqueue import Destination, SendRequest
-from domain.models import Message, ProviderRoute
+from domain.models import Message, ProviderRoute, Role, SenderName, SenderStatus
 from domain.statuses import MessageStatus
 from scheduler.dispatcher import Dispatcher, recover_in_doubt
 from scheduler.engine import SWEEPS
@@ -89,7 +88,9 @@ def _wait_for(read, done, seconds: float = 60):
         time.sleep(0.5)
 
 
-async def test_a_slow_provider_keeps_its_messages_leased_so_they_are_not_taken_for_lost(operator: Actor) -> None:
+async def test_a_slow_provider_keeps_its_messages_leased_so_they_are_not_taken_for_lost(db) -> None:
+    await SenderName.create(name='MyShop', channel='sms', status=SenderStatus.APPROVED)
+    operator = await make_actor(Role.OPERATOR)
     await ProviderRoute.create(name='slow-sms', channel='sms', provider='simulator', rate_per_second=1000,
                                is_default=True, settings={'latency_ms': 3500, 'delivery_rate': 1.0,
                                                           'send_reports': False})

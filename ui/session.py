@@ -13,7 +13,8 @@ from domain import auth
 from domain.auth import Actor
 from domain.models import User
 
-PUBLIC_PREFIXES = ('/_nicegui', '/login', '/setup', '/api/', '/webhooks/', '/s/', '/t/', '/healthz', '/favicon')
+PUBLIC_PREFIXES = ('/_nicegui', '/login', '/setup', '/api/', '/webhooks/', '/s/', '/t/', '/healthz', '/metrics',
+                   '/favicon')  # /metrics checks its callers itself (api/monitoring.py)
 _has_users = False  # once Herald has a user it always will: no query per request after that
 
 
