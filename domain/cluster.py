@@ -21,6 +21,7 @@ from .errors import HeraldError
 
 log = logging.getLogger(__name__)
 LOCK_NAMESPACE = 'herald:'
+APPLICATION_NAME = 'herald-dispatcher'  # of the connection each dispatching process keeps (`Singletons`)
 
 
 class DatabaseInUse(HeraldError):
@@ -91,10 +92,25 @@ class Singletons:
             await self.close()
             return False
 
+    async def dispatchers(self) -> int:
+        """How many processes dispatch on this database now: each holds a connection like this one (a dead one's
+        ends with it)."""
+        if self.dsn is None:
+            return 1
+        try:
+            connection = await self._connect()
+            return await connection.fetchval(
+                'SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
+                APPLICATION_NAME)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning('Could not count the dispatching processes: %s', error)
+            await self.close()
+            return 1
+
     async def _connect(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
             self.held.clear()
-            self._connection = await asyncpg.connect(self.dsn, server_settings={'application_name': 'herald-jobs'})
+            self._connection = await asyncpg.connect(self.dsn, server_settings={'application_name': APPLICATION_NAME})
         return self._connection
 
     async def close(self) -> None:

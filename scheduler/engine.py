@@ -18,6 +18,7 @@ from .callbacks import CallbackSender
 from .dispatcher import Dispatcher, expire_overdue, recover_in_doubt, release_delayed
 from .routes import RouteTable
 
+SHARE_SECONDS = 5  # how soon the rate limits are shared anew when a dispatching process starts or dies
 Job = Callable[[], Awaitable[object]]
 SWEEPS: tuple[tuple[Job, int], ...] = (
     (release_delayed, 1), (expire_overdue, 5), (recover_in_doubt, 5), (tasks.complete_finished_tasks, 2),
@@ -44,11 +45,17 @@ class Engine:
             await recover_in_doubt(older_than=self.dispatcher.lease)
         self.dispatcher.start()
         self.callbacks.start()
+        await self._share_rates()
         self.scheduler = AsyncIOScheduler()
         for job, seconds in SWEEPS:
             self.scheduler.add_job(self._singleton(job), 'interval', seconds=seconds, misfire_grace_time=60,
                                    coalesce=True, max_instances=1, name=job.__name__)
+        self.scheduler.add_job(self._share_rates, 'interval', seconds=SHARE_SECONDS, misfire_grace_time=60,
+                               coalesce=True, max_instances=1)
         self.scheduler.start()
+
+    async def _share_rates(self) -> None:
+        self.routes.share_rates(await self.singletons.dispatchers())
 
     def _singleton(self, job: Job) -> Job:
         async def run_if_held() -> None:

@@ -27,10 +27,15 @@ class TokenBucket:
     """At most `rate` messages a second on average, bursts up to one second's worth."""
 
     def __init__(self, rate: float) -> None:
-        self.rate = max(rate, 0.001)
-        self.capacity = max(self.rate, 1.0)
+        self.tokens = 0.0
+        self.set_rate(rate)
         self.tokens = self.capacity
         self.updated = time.monotonic()
+
+    def set_rate(self, rate: float) -> None:
+        self.rate = max(rate, 0.001)
+        self.capacity = max(self.rate, 1.0)
+        self.tokens = min(self.tokens, self.capacity)
 
     async def take(self, count: int) -> None:
         while not self.take_now(count):
@@ -68,7 +73,7 @@ class InFlight:
 
 
 class Route:
-    def __init__(self, record: ProviderRoute, provider: Provider, in_flight: InFlight) -> None:
+    def __init__(self, record: ProviderRoute, provider: Provider, in_flight: InFlight, share: float = 1.0) -> None:
         self.id = record.id
         self.name = record.name
         self.backup_id = record.backup_id
@@ -80,7 +85,8 @@ class Route:
         self.in_flight = in_flight
         self.key = _provider_key(record)
         self.slots = asyncio.Semaphore(max(1, record.concurrency))
-        self.bucket = TokenBucket(record.rate_per_second)
+        self.rate_per_second = record.rate_per_second
+        self.bucket = TokenBucket(record.rate_per_second * share)
 
     async def send(self, messages: list[OutgoingMessage], hand_over: HandOver, settle: Settle) -> None:
         """Send in slices the rate limit allows, at most `concurrency` slices in flight. Each slice is handed over
@@ -151,6 +157,14 @@ class RouteTable:
         self._lock = asyncio.Lock()
         self._reloader: asyncio.Task | None = None
         self._stale = False
+        self.share = 1.0  # of each route's rate limit, for this process: 1 / the processes dispatching
+
+    def share_rates(self, dispatchers: int) -> None:
+        """Several processes dispatch: each sends through a route at its part of the route's rate limit, so that
+        together they keep to the limit the provider set."""
+        self.share = 1 / max(1, dispatchers)
+        for route in self.routes.values():
+            route.bucket.set_rate(route.rate_per_second * self.share)
 
     async def load(self) -> None:
         """Build the providers of the enabled routes first, then swap them in; nothing changes when one cannot be
@@ -163,10 +177,10 @@ class RouteTable:
             try:
                 for record in records:
                     if previous := reusable.pop(_provider_key(record), None):
-                        routes[record.name] = Route(record, previous.provider, previous.in_flight)
+                        routes[record.name] = Route(record, previous.provider, previous.in_flight, self.share)
                         continue
                     created.append(self._create(record))
-                    routes[record.name] = Route(record, created[-1], InFlight())
+                    routes[record.name] = Route(record, created[-1], InFlight(), self.share)
             except Exception:
                 await _close_all(created)
                 raise

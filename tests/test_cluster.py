@@ -50,8 +50,10 @@ async def test_a_job_is_held_by_one_process_until_it_lets_go(db) -> None:
         assert await first.holds('release_delayed')
         assert not await second.holds('release_delayed')
         assert await second.holds('expire_overdue') and not await first.holds('expire_overdue')
+        assert await first.dispatchers() == 2
         await first.close()
         assert await second.holds('release_delayed')
+        assert await second.dispatchers() == 1
     finally:
         await first.close()
         await second.close()
@@ -111,3 +113,18 @@ async def test_a_slow_provider_keeps_its_messages_leased_so_they_are_not_taken_f
         await dispatcher.stop()
         await routes.close()
     assert message.status is MessageStatus.SENT and not message.in_doubt
+
+
+async def test_processes_dispatching_together_keep_to_a_routes_rate_limit(db) -> None:
+    await ProviderRoute.create(name='sms-main', channel='sms', provider='simulator', rate_per_second=90,
+                               is_default=True, settings={})
+    routes = RouteTable()
+    await routes.load()
+    routes.share_rates(3)
+    assert routes.routes['sms-main'].bucket.rate == 30
+    await ProviderRoute.filter(name='sms-main').update(rate_per_second=60)
+    await routes.load()
+    assert routes.routes['sms-main'].bucket.rate == 20
+    routes.share_rates(1)
+    assert routes.routes['sms-main'].bucket.rate == 60
+    await routes.close()
