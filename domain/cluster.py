@@ -6,6 +6,7 @@ connection of its own. PostgreSQL releases the lock when that connection ends, s
 connection) another process takes the job at its next run. On SQLite the one Herald process runs every job."""
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import logging
@@ -71,14 +72,14 @@ class Singletons:
         self.dsn = postgres_dsn(database_url)
         self.held: set[str] = set()
         self._connection: asyncpg.Connection | None = None
+        self._using = asyncio.Lock()  # the sweeps ask at the same time; a connection runs one query at a time
 
     async def holds(self, job: str) -> bool:
         """True when this process runs `job` now (taking it if it is free)."""
         if self.dsn is None:
             self.held.add(job)
             return True
-        try:
-            connection = await self._connect()
+        async with self._session() as connection:
             if job in self.held:
                 await connection.fetchval('SELECT 1')  # the lock lives as long as this connection
                 return True
@@ -86,32 +87,33 @@ class Singletons:
                 self.held.add(job)
                 log.info('This process now runs the cluster-wide job %s', job)
                 return True
-            return False
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning('Lost the connection that holds the cluster-wide jobs: %s', error)
-            await self.close()
-            return False
+        return False
 
     async def dispatchers(self) -> int:
         """How many processes dispatch on this database now: each holds a connection like this one (a dead one's
         ends with it)."""
         if self.dsn is None:
             return 1
-        try:
-            connection = await self._connect()
+        async with self._session() as connection:
             return await connection.fetchval(
                 'SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
                 APPLICATION_NAME)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning('Could not count the dispatching processes: %s', error)
-            await self.close()
-            return 1
+        return 1
 
-    async def _connect(self) -> asyncpg.Connection:
-        if self._connection is None or self._connection.is_closed():
-            self.held.clear()
-            self._connection = await asyncpg.connect(self.dsn, server_settings={'application_name': APPLICATION_NAME})
-        return self._connection
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection, for one caller at a time (the sweeps ask at once). When it fails, every job is given up
+        and the block's work is skipped; the next call connects again."""
+        async with self._using:
+            try:
+                if self._connection is None or self._connection.is_closed():
+                    self.held.clear()
+                    self._connection = await asyncpg.connect(
+                        self.dsn, server_settings={'application_name': APPLICATION_NAME})
+                yield self._connection
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning('Lost the connection that holds the cluster-wide jobs: %s', error)
+                await self.close()
 
     async def close(self) -> None:
         """Give every job up (another process takes them at their next run)."""
