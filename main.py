@@ -116,6 +116,11 @@ def cli(argv: list[str]) -> int:
 def serve() -> None:
     settings = reload_settings()
     cluster.claim_sqlite_database(settings.database_url)
+    if not settings.is_sqlite:
+        async def share_secrets() -> None:
+            nonlocal settings
+            settings = await cluster.share_secrets(settings)
+        asyncio.run(_with_database(share_secrets))
     build_app(settings)
     ui.run(host=settings.host, port=settings.port, title='Herald', storage_secret=settings.secret,
            reload=False, show=False, favicon='📣')

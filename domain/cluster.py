@@ -16,12 +16,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+from tortoise.transactions import in_transaction
 
 from . import sql
+from .config import Settings, replace_settings
 from .errors import HeraldError
+from .models import AppSetting
 
 log = logging.getLogger(__name__)
 LOCK_NAMESPACE = 'herald:'
+SHARED_SECRETS = {'secret': 'HERALD_SECRET', 'callback_secret': 'HERALD_CALLBACK_SECRET'}  # setting: variable
 APPLICATION_NAME = 'herald-dispatcher'  # of the connection each dispatching process keeps (`Singletons`)
 
 
@@ -39,6 +43,21 @@ def lock_key(name: str) -> int:
     """A stable signed 64-bit advisory-lock key for a job name (the same in every process and release)."""
     digest = hashlib.blake2b((LOCK_NAMESPACE + name).encode(), digest_size=8).digest()
     return int.from_bytes(digest, 'big', signed=True)
+
+
+async def share_secrets(settings: Settings) -> Settings:
+    """On PostgreSQL every process must sign sessions, API tokens, tracked links and callbacks with the same keys.
+    Those not set in the environment are kept in the database: the first process stores its own (so a single
+    process moved to several keeps its keys), every later one takes them. Call with the database open."""
+    async with in_transaction():
+        await one_at_a_time('secrets')
+        record, _ = await AppSetting.get_or_create(key='secrets', defaults={'value': {}})
+        missing = {name: getattr(settings, name) for name in SHARED_SECRETS if name not in record.value}
+        if missing:
+            record.value = {**record.value, **missing}
+            await record.save()
+    shared = {name: record.value[name] for name, variable in SHARED_SECRETS.items() if not os.environ.get(variable)}
+    return replace_settings(**shared)
 
 
 async def one_at_a_time(name: str) -> None:

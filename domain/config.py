@@ -1,6 +1,7 @@
 """Settings from the environment (and the data dir), read once at start-up."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import secrets
@@ -114,4 +115,11 @@ def reload_settings() -> Settings:
     """Re-read the environment (used at start-up and by tests that change it)."""
     global _settings  # noqa: PLW0603
     _settings = load_settings()
+    return _settings
+
+
+def replace_settings(**changes: object) -> Settings:
+    """The process-wide settings with some values changed (secrets shared through the database)."""
+    global _settings  # noqa: PLW0603
+    _settings = dataclasses.replace(settings(), **changes)
     return _settings

@@ -7,12 +7,13 @@ import os
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import BACKEND
 from helpers import make_actor
 from herald_process import herald_processes, start_herald
 
-from domain import enqueue
+from domain import auth, enqueue
 from domain.cluster import Singletons
 from domain.enqueue import Destination, SendRequest
 from domain.models import Message, ProviderRoute, Role, SenderName, SenderStatus
@@ -128,3 +129,18 @@ async def test_processes_dispatching_together_keep_to_a_routes_rate_limit(db) ->
     routes.share_rates(1)
     assert routes.routes['sms-main'].bucket.rate == 60
     await routes.close()
+
+
+@postgres_only
+async def test_processes_without_secrets_in_their_environment_share_the_databases(db, tmp_path: Path) -> None:
+    await auth.create_user('op@example.com', 'correct horse battery', Role.OPERATOR)
+    unset = {'HERALD_SECRET': '', 'HERALD_CALLBACK_SECRET': ''}
+    with herald_processes(os.environ['HERALD_DATABASE_URL'], tmp_path, roles=('web', 'web'),
+                          environment=unset) as (first, second):
+        async with httpx.AsyncClient(timeout=30) as client:
+            login = await client.post(f'{first.url}/api/v1/auth/login',
+                                      json={'email': 'op@example.com', 'password': 'correct horse battery'})
+            token = login.json()['authToken']
+            answer = await client.get(f'{second.url}/api/v1/messages', headers={'Authorization': f'Bearer {token}'})
+    assert answer.status_code == 200
+    assert (tmp_path / 'herald-0' / 'secret.key').read_text() != (tmp_path / 'herald-1' / 'secret.key').read_text()
