@@ -42,6 +42,8 @@ def build_app(settings: Settings) -> None:
 
     async def start() -> None:
         await open_database(settings.database_url)
+        if not settings.is_sqlite:
+            await cluster.share_secrets(settings)
         await event_bridge.start(settings.database_url)
         if config:
             await seed.apply_config(config, settings.currency)
@@ -116,11 +118,6 @@ def cli(argv: list[str]) -> int:
 def serve() -> None:
     settings = reload_settings()
     cluster.claim_sqlite_database(settings.database_url)
-    if not settings.is_sqlite:
-        async def share_secrets() -> None:
-            nonlocal settings
-            settings = await cluster.share_secrets(settings)
-        asyncio.run(_with_database(share_secrets))
     build_app(settings)
     ui.run(host=settings.host, port=settings.port, title='Herald', storage_secret=settings.secret,
            reload=False, show=False, favicon='📣')

@@ -48,7 +48,9 @@ def lock_key(name: str) -> int:
 async def share_secrets(settings: Settings) -> Settings:
     """On PostgreSQL every process must sign sessions, API tokens, tracked links and callbacks with the same keys.
     Those not set in the environment are kept in the database: the first process stores its own (so a single
-    process moved to several keeps its keys), every later one takes them. Call with the database open."""
+    process moved to several keeps its keys), every later one takes them. Call with the database open, before
+    anything signs. (A page session stays with the process that served it, so NiceGUI's storage secret is each
+    process's own.)"""
     async with in_transaction():
         await one_at_a_time('secrets')
         record, _ = await AppSetting.get_or_create(key='secrets', defaults={'value': {}})

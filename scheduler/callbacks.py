@@ -47,7 +47,7 @@ def _now() -> datetime:
 class CallbackSender:
     def __init__(self, secret: str | None = None, batch_size: int = 100, concurrency: int = 20,
                  timeout: float = 10.0, backoff: Sequence[float] = BACKOFF_SECONDS, poll_seconds: float = 1.0) -> None:
-        self.secret = secret or settings().callback_secret
+        self._secret = secret
         self.batch_size = batch_size
         self.timeout = timeout
         self.backoff = tuple(backoff)
@@ -56,6 +56,11 @@ class CallbackSender:
         self._slots = asyncio.Semaphore(concurrency)
         self._client: httpx.AsyncClient | None = None
         self._background = Background()
+
+    @property
+    def secret(self) -> str:
+        """Read when signing: on PostgreSQL the key shared by every process is known only once the database is."""
+        return self._secret or settings().callback_secret
 
     @property
     def max_attempts(self) -> int:

@@ -196,16 +196,21 @@ class Dispatcher:
             await self._record(messages, now + self.lease + timedelta(seconds=len(messages) / route.bucket.rate))
 
     async def _record(self, messages: list[Claimed] | list[OutgoingMessage], lease_until: datetime,
-                      route: Route | None = None, handed_over_at: datetime | None = None) -> None:
-        """Lease the messages to this dispatcher; with a route, also record them as handed over to it."""
+                      route: Route | None = None, handed_over_at: datetime | None = None,
+                      still_ours: bool = False) -> set[str]:
+        """Lease the messages to this dispatcher; with a route, also record them as handed over to it. With
+        `still_ours`, only those still leased to this dispatcher and not yet handed over are; returns their ids."""
         handed_over = ', send_started_at = ?, provider = ?, route_id = ?, attempt = attempt + 1' if route else ''
         ids = [message.id for message in messages]
-        await sql.execute(
-            f"UPDATE messages SET lease_until = ?, claimed_by = ?{handed_over} WHERE id {sql.any_of('uuid')}",
+        fence = ' AND claimed_by = ? AND send_started_at IS NULL RETURNING id' if still_ours else ''
+        rows = await sql.execute(
+            f"UPDATE messages SET lease_until = ?, claimed_by = ?{handed_over} WHERE id {sql.any_of('uuid')}{fence}",
             [lease_until, self.worker_id, *((handed_over_at, route.provider_name, route.id) if route else ()),
-             sql.Many(ids)])
+             sql.Many(ids), *((self.worker_id,) if still_ours else ())])
+        recorded = {str(row['id']) for row in rows} if still_ours else set(ids)
         if route:
-            metrics.handed_over(ids)
+            metrics.handed_over(list(recorded))
+        return recorded
 
     async def _plan(self, claimed: list[Claimed], route: Route | None, now: datetime
                     ) -> tuple[list[StatusChange], dict[Route, list[Claimed]]]:
@@ -258,10 +263,16 @@ class Dispatcher:
             self._in_flight.discard(batch)
             metrics.forget(messages)
 
-    async def _hand_over(self, route: Route, messages: list[OutgoingMessage]) -> None:
-        """From here until settled, the outcome of these messages is unknown if the process dies."""
+    async def _hand_over(self, route: Route, messages: list[OutgoingMessage]) -> list[OutgoingMessage]:
+        """Record the messages as handed over and return those to send: from here until settled, their outcome is
+        unknown if the process dies. Only messages still leased to this dispatcher go; one whose lease ran out
+        while it waited for the rate limit (the process stalled longer than a lease) may be another's now."""
         now = _now()
-        await self._record(messages, now + self.lease, route, now)
+        ours = await self._record(messages, now + self.lease, route, now, still_ours=True)
+        if len(ours) < len(messages):
+            log.warning('%d messages were no longer leased to this process at their hand-over: not sent',
+                        len(messages) - len(ours))
+        return [message for message in messages if message.id in ours]
 
     async def _settle(self, results: list[SendResult], messages: dict[str, Claimed], route: Route) -> None:
         """Record the results; messages failed for the provider's sake are retried with backoff, or at once when

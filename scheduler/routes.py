@@ -18,7 +18,7 @@ from domain.providers import DeliveryReport, OutgoingMessage, Provider, SendResu
 from providers.registry import create_provider
 
 log = logging.getLogger(__name__)
-HandOver = Callable[['Route', list[OutgoingMessage]], Awaitable[None]]
+HandOver = Callable[['Route', list[OutgoingMessage]], Awaitable[list[OutgoingMessage]]]  # returns those to send
 Settle = Callable[[list[SendResult]], Awaitable[None]]
 UNMATCHED_REPORT_RETRIES = (0.2, 1, 3, 10, 30)
 
@@ -119,7 +119,9 @@ class Route:
     async def _send_slice(self, messages: list[OutgoingMessage], hand_over: HandOver, settle: Settle) -> None:
         await self.bucket.take(len(messages))
         async with self.slots:
-            await hand_over(self, messages)
+            messages = await hand_over(self, messages)
+            if not messages:
+                return
             results = await self._call(messages)
         await settle(results)
 

@@ -144,3 +144,25 @@ async def test_processes_without_secrets_in_their_environment_share_the_database
             answer = await client.get(f'{second.url}/api/v1/messages', headers={'Authorization': f'Bearer {token}'})
     assert answer.status_code == 200
     assert (tmp_path / 'herald-0' / 'secret.key').read_text() != (tmp_path / 'herald-1' / 'secret.key').read_text()
+
+
+async def test_a_message_whose_lease_another_process_took_is_not_handed_over(db) -> None:
+    await SenderName.create(name='MyShop', channel='sms', status=SenderStatus.APPROVED)
+    await ProviderRoute.create(name='sms-1-per-s', channel='sms', provider='simulator', rate_per_second=1,
+                               is_default=True, settings={'delivery_rate': 1.0, 'send_reports': False})
+    routes = RouteTable()
+    await routes.load()
+    await enqueue.enqueue(await make_actor(Role.OPERATOR), SendRequest(
+        steps=[{'channel': 'sms', 'from': 'MyShop', 'text': 'Code 1'}],
+        destinations=[Destination(phone=f'+7912345678{i}') for i in range(3)]))
+    dispatching = asyncio.create_task(Dispatcher(routes).dispatch_once())
+    while await Message.filter(claimed_by__isnull=True).exists():
+        await asyncio.sleep(0.01)
+    waiting = await Message.filter(send_started_at__isnull=True).order_by('-id').first()  # for the rate limit
+    taken = await Message.filter(id=waiting.id, send_started_at__isnull=True).update(claimed_by='another-process')
+    assert taken == 1  # as if its lease ran out and another process claimed it
+    await dispatching
+    await routes.close()
+    assert await Message.filter(status=MessageStatus.SENT).count() == 2
+    waiting = await Message.get(id=waiting.id)
+    assert waiting.status is MessageStatus.QUEUED and waiting.send_started_at is None

@@ -275,8 +275,8 @@ async def send(route: Route, message: OutgoingMessage) -> list[SendResult]:
     """Send one message through a route as the dispatcher does, returning its results."""
     results: list[SendResult] = []
 
-    async def hand_over(_route: Route, _messages: list[OutgoingMessage]) -> None:
-        pass
+    async def hand_over(_route: Route, messages: list[OutgoingMessage]) -> list[OutgoingMessage]:
+        return messages
 
     async def settle(part: list[SendResult]) -> None:
         results.extend(part)
