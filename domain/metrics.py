@@ -12,12 +12,12 @@ import logging
 import os
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from . import auth, sql
@@ -28,6 +28,7 @@ from .providers import DeliveryReport, SendResult
 from .statuses import MessageStatus
 
 log = logging.getLogger(__name__)
+disable_created_metrics()  # no `_created` series beside each counter and histogram: Prometheus needs none
 _S = MessageStatus
 QUEUE_STATUSES = (_S.CREATED, _S.QUEUED, _S.DELAYED, _S.PAUSED, _S.SENT, _S.PENDING)  # not yet final
 SNAPSHOT_SECONDS = 2.0
@@ -81,10 +82,10 @@ class Metrics:
         self.errors = Counter('herald_send_errors', 'Messages a provider did not accept, by this process; kind: '
                               'refused (ended ERROR), retried (tried again later), in_doubt (outcome unknown)',
                               [*channel_provider, 'kind'], registry=self.registry)
-        self.latency = Histogram('herald_dispatch_latency_seconds', 'From a message\'s due time to its hand-over '
-                                 'to the provider', ['channel'], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.provider_call = Histogram('herald_provider_call_seconds', 'From a hand-over (a slice of a batch) to '
-                                       'its results from the provider', channel_provider, buckets=CALL_BUCKETS,
+        self.latency = Histogram('herald_dispatch_latency_seconds', 'From a message\'s due time to its provider\'s '
+                                 'answer', ['channel'], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.provider_call = Histogram('herald_provider_call_seconds', 'How long a provider takes to answer a call '
+                                       '(one slice of a batch)', channel_provider, buckets=CALL_BUCKETS,
                                        registry=self.registry)
         self.reports = Counter('herald_delivery_reports', 'Delivery reports received from providers, by this '
                                'process', ['provider', 'status'], registry=self.registry)
@@ -92,7 +93,6 @@ class Metrics:
         self.snapshot: Snapshot | None = None
         self._read_at = -SNAPSHOT_SECONDS
         self._lock = asyncio.Lock()
-        self._handed_over: dict[str, float] = {}  # message id → when handed over (epoch seconds), until settled
 
     async def exposition(self) -> bytes:
         """The text exposition, with the queue read from the database when the last read is stale."""
@@ -160,11 +160,6 @@ def install(role: str, jobs: Jobs) -> Metrics:
     return _current
 
 
-def handed_over(message_ids: Iterable[str]) -> None:
-    """The dispatcher handed these messages to their provider now."""
-    _current._handed_over.update(dict.fromkeys(message_ids, time.time()))
-
-
 def settled(channel: Channel | str, provider: str, results: list[SendResult], retried: Collection[str],
             due_at: Callable[[str], Any]) -> None:
     """Count a provider's results; `retried`: the ids tried again later, `due_at(id)`: when a message was due."""
@@ -177,20 +172,15 @@ def settled(channel: Channel | str, provider: str, results: list[SendResult], re
         metrics.sent.labels(channel, provider).inc(accepted)
     for kind, count in kinds.items():
         metrics.errors.labels(channel, provider, kind).inc(count)
-    started = [(result.message_id, metrics._handed_over.pop(result.message_id, None)) for result in results]
     latency = metrics.latency.labels(channel)
-    for message_id, at in started:
-        due = sql.parse_time(due_at(message_id)) if at else None
-        if due:
-            latency.observe(max(0.0, at - due.timestamp()))
-    if at := next((at for _, at in started if at), None):
-        metrics.provider_call.labels(channel, provider).observe(max(0.0, now - at))
+    for due, count in Tally(due_at(result.message_id) for result in results).items():  # a batch shares its times
+        seconds = max(0.0, now - sql.parse_time(due).timestamp())
+        for _ in range(count):
+            latency.observe(seconds)
 
 
-def forget(message_ids: Iterable[str]) -> None:
-    """Messages of a batch that failed before it was settled."""
-    for message_id in message_ids:
-        _current._handed_over.pop(message_id, None)
+def provider_called(channel: Channel | str, provider: str, seconds: float) -> None:
+    _current.provider_call.labels(Channel(channel).value, provider).observe(seconds)
 
 
 def reports_received(provider: str, reports: list[DeliveryReport]) -> None:

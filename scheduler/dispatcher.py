@@ -207,10 +207,7 @@ class Dispatcher:
             f"UPDATE messages SET lease_until = ?, claimed_by = ?{handed_over} WHERE id {sql.any_of('uuid')}{fence}",
             [lease_until, self.worker_id, *((handed_over_at, route.provider_name, route.id) if route else ()),
              sql.Many(ids), *((self.worker_id,) if still_ours else ())])
-        recorded = {str(row['id']) for row in rows} if still_ours else set(ids)
-        if route:
-            metrics.handed_over(list(recorded))
-        return recorded
+        return {str(row['id']) for row in rows} if still_ours else set(ids)
 
     async def _plan(self, claimed: list[Claimed], route: Route | None, now: datetime
                     ) -> tuple[list[StatusChange], dict[Route, list[Claimed]]]:
@@ -261,7 +258,6 @@ class Dispatcher:
             log.exception('Sending a batch of %d messages failed', len(batch.messages))
         finally:
             self._in_flight.discard(batch)
-            metrics.forget(messages)
 
     async def _hand_over(self, route: Route, messages: list[OutgoingMessage]) -> list[OutgoingMessage]:
         """Record the messages as handed over and return those to send: from here until settled, their outcome is

@@ -134,8 +134,10 @@ class Route:
             log.exception('Provider %s failed on a batch', self.name)
             results = [SendResult(m.id, accepted=False, error=f'Provider failure: {error}', in_doubt=True)
                        for m in messages]
+        seconds = time.monotonic() - started
         failed = [result for result in results if not result.accepted and (result.transient or result.in_doubt)]
-        self.health.record(len(results), len(failed), time.monotonic() - started, failed[0].error if failed else '')
+        self.health.record(len(results), len(failed), seconds, failed[0].error if failed else '')
+        metrics.provider_called(self.channel, self.provider_name, seconds)
         return results
 
     async def _close_if_retired(self) -> None:
