@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 from tortoise.transactions import in_transaction
@@ -25,6 +26,8 @@ from .models import AppSetting
 
 log = logging.getLogger(__name__)
 LOCK_NAMESPACE = 'herald:'
+POOL_OPTIONS = frozenset({'minsize', 'maxsize', 'max_queries', 'max_inactive_connection_lifetime', 'schema',
+                          'connection_class'})  # in a Tortoise URL, not in asyncpg's DSN
 SHARED_SECRETS = {'secret': 'HERALD_SECRET', 'callback_secret': 'HERALD_CALLBACK_SECRET'}  # setting: variable
 APPLICATION_NAME = 'herald-dispatcher'  # of the connection each dispatching process keeps (`Singletons`)
 
@@ -34,9 +37,14 @@ class DatabaseInUse(HeraldError):
 
 
 def postgres_dsn(database_url: str) -> str | None:
-    """The asyncpg DSN of a PostgreSQL database URL (Tortoise's `postgres://` or `asyncpg://`), else None."""
+    """The asyncpg DSN of a PostgreSQL database URL (Tortoise's `postgres://` or `asyncpg://`), else None. Options
+    only Tortoise's pool knows (`?maxsize=20`) are left out: PostgreSQL would refuse them as settings."""
     scheme, _, rest = database_url.partition('://')
-    return f'postgresql://{rest}' if scheme in ('postgres', 'postgresql', 'asyncpg', 'psycopg') else None
+    if scheme not in ('postgres', 'postgresql', 'asyncpg', 'psycopg'):
+        return None
+    address, _, query = rest.partition('?')
+    options = [(key, value) for key, value in parse_qsl(query, keep_blank_values=True) if key not in POOL_OPTIONS]
+    return f'postgresql://{address}' + (f'?{urlencode(options)}' if options else '')
 
 
 def lock_key(name: str) -> int:

@@ -325,12 +325,13 @@ class EventBridge:
     async def _serve(self) -> None:
         """Send the buffered events every FLUSH_SECONDS (at once when LARGE); check an idle connection now and then."""
         while True:
-            if not await _wait(self._pending, KEEPALIVE_SECONDS):
+            if not self._buffer and not await _wait(self._pending, KEEPALIVE_SECONDS):
                 await self._live().fetchval('SELECT 1', timeout=TIMEOUT_SECONDS)
                 continue
             await _wait(self._large, FLUSH_SECONDS)
             self._pending.clear()
             self._large.clear()
+            self._live()
             await self._flush()
             if self._closing.is_set():
                 return
@@ -348,6 +349,9 @@ class EventBridge:
             try:
                 await connection.executemany('SELECT pg_notify($1, $2)', [(self.channel, p) for p in payloads],
                                              timeout=TIMEOUT_SECONDS)
+            except asyncpg.DataError as error:  # refused as such (sending it again would fail again): drop it
+                log.warning('PostgreSQL refused %d events for the other Herald processes: %s', len(taken), error)
+                continue
             except BaseException:
                 self._buffer.extendleft(reversed(taken))
                 self._pending.set()
@@ -362,12 +366,9 @@ class EventBridge:
             self.heard_own += 1
             return
         try:
-            origin, decoded = decode(payload)
-        except (ValueError, KeyError, TypeError) as error:
+            _origin, decoded = decode(payload)
+        except (ValueError, LookupError, TypeError) as error:
             log.warning('Skipped an unreadable event payload from another Herald process: %s', error)
-            return
-        if origin == self.origin:
-            self.heard_own += 1
             return
         self.received += 1
         for event in decoded:

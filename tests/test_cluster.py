@@ -14,7 +14,7 @@ from helpers import make_actor
 from herald_process import herald_processes, start_herald
 
 from domain import auth, enqueue
-from domain.cluster import Singletons
+from domain.cluster import Singletons, postgres_dsn
 from domain.enqueue import Destination, SendRequest
 from domain.models import Message, ProviderRoute, Role, SenderName, SenderStatus
 from domain.statuses import MessageStatus
@@ -24,6 +24,13 @@ from scheduler.routes import RouteTable
 
 postgres_only = pytest.mark.skipif(BACKEND != 'postgres', reason='several processes share a PostgreSQL database')
 FREQUENT_SWEEPS = {job.__name__ for job, seconds in SWEEPS if seconds < 60}
+
+
+def test_the_jobs_and_events_connections_take_the_database_url_without_its_pool_options() -> None:
+    assert postgres_dsn('postgres://herald:pw@db:5432/herald?maxsize=20&sslmode=require') == \
+        'postgresql://herald:pw@db:5432/herald?sslmode=require'
+    assert postgres_dsn('asyncpg://herald@db/herald') == 'postgresql://herald@db/herald'
+    assert postgres_dsn('sqlite:///data/herald.sqlite3') is None
 
 
 def test_a_second_process_on_one_sqlite_database_refuses_to_start(tmp_path: Path) -> None:
