@@ -103,7 +103,9 @@ class Dispatcher:
     async def _renew_leases(self) -> None:
         """Keep the leases of the batches in hand from running out while their provider is slow: a lease that ran
         out would let another process claim a message again, or flag one being sent as in doubt. A process that
-        dies stops renewing, and its messages come free a lease later."""
+        dies stops renewing, and its messages come free a lease later. Rows another statement of this process
+        holds are skipped (waiting for them deadlocked with the hand-over and the settlement, which lock the same
+        rows in another order): those are getting a fresh lease or none, and any other gets the next round."""
         while not self._background.closing:
             await self._background.pause(self.lease.total_seconds() / 3)
             ids = [message.id for batch in self._in_flight for message in batch.messages]
@@ -111,9 +113,10 @@ class Dispatcher:
                 continue
             lease_until = _now() + self.lease
             try:
-                await sql.execute(
-                    f"UPDATE messages SET lease_until = ? WHERE id {sql.any_of('uuid')} AND claimed_by = ? "
-                    f"AND lease_until < ? AND {sql.unindexed('status')} = ?",
+                await sql.execute(  # rows locked now are being handed over or settled: never wait for them
+                    "UPDATE messages SET lease_until = ? WHERE id IN (SELECT id FROM messages WHERE "
+                    f"id {sql.any_of('uuid')} AND claimed_by = ? AND lease_until < ? AND {sql.unindexed('status')} = ?"
+                    f"{sql.skip_locked('messages')})",
                     [lease_until, sql.Many(ids), self.worker_id, lease_until, _S.QUEUED])
             except Exception:  # noqa: BLE001 - try again at the next round; leases are long enough for a few
                 log.exception('Renewing the leases of %d messages failed', len(ids))

@@ -95,8 +95,11 @@ class Route:
         size = max(1, int(self.bucket.capacity))
         slices = [messages[i:i + size] for i in range(0, len(messages), size)]
         with self.in_flight:
-            await asyncio.gather(*(self._send_slice(part, hand_over, settle) for part in slices))
+            outcomes = await asyncio.gather(*(self._send_slice(part, hand_over, settle) for part in slices),
+                                            return_exceptions=True)  # a failed slice must not leave others unwatched
         await self._close_if_retired()
+        if failure := next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None):
+            raise failure
 
     async def reserve(self, count: int) -> bool:
         """Take the rate limit's tokens and a concurrency slot for `count` messages if both are free now: the

@@ -163,10 +163,11 @@ async def test_a_message_whose_lease_another_process_took_is_not_handed_over(db)
         steps=[{'channel': 'sms', 'from': 'MyShop', 'text': 'Code 1'}],
         destinations=[Destination(phone=f'+7912345678{i}') for i in range(3)]))
     dispatching = asyncio.create_task(Dispatcher(routes).dispatch_once())
-    while await Message.filter(claimed_by__isnull=True).exists():
+    claimed_not_sent = Message.filter(claimed_by__not_isnull=True, send_started_at__isnull=True)
+    while not await claimed_not_sent.exists():  # the claim leased all three: one goes at once, two wait 1 s and 2 s
         await asyncio.sleep(0.01)
-    waiting = await Message.filter(send_started_at__isnull=True).order_by('-id').first()  # for the rate limit
-    taken = await Message.filter(id=waiting.id, send_started_at__isnull=True).update(claimed_by='another-process')
+    waiting = await claimed_not_sent.order_by('-id').first()
+    taken = await claimed_not_sent.filter(id=waiting.id).update(claimed_by='another-process')
     assert taken == 1  # as if its lease ran out and another process claimed it
     await dispatching
     await routes.close()
