@@ -15,12 +15,13 @@ import pytest
 import smtp_recorder
 from conftest import BACKEND
 from herald_process import HeraldProcess, herald_processes
+from test_crash_safety import ROUTE, SETTLED, STEP
 
 from domain import enqueue
 from domain.auth import SYSTEM
 from domain.enqueue import Destination, SendRequest
 from domain.models import Message
-from domain.statuses import TERMINAL, MessageStatus
+from domain.statuses import MessageStatus
 
 pytestmark = pytest.mark.skipif(BACKEND != 'postgres', reason='several Herald processes need PostgreSQL: a SQLite '
                                                               'database serves one process by design')
@@ -30,21 +31,10 @@ KILL_AT = 15_000  # messages the server has taken when one process is killed
 LEASE_SECONDS = 10
 SETTLE_SECONDS = 900  # a generous deadline on a shared two-core machine; the run takes a few minutes at most
 SWEEP = 'recover_in_doubt'
-SETTLED = TERMINAL | {MessageStatus.SENT}  # SMTP has no delivery reports: SENT is where an accepted email stays
-STEP = {'channel': 'email', 'fromEmail': 'shop@example.com', 'subject': 'Order {{n}}',
-        'text': 'Your order {{n}} has shipped.'}
 # The processes share the route's rate (400/s each of three) and it is below the 1,000 messages a claim takes, so a
 # process holds claimed messages that wait for their slice's hand-over: a kill leaves both kinds, handed over (in
 # doubt) and only claimed (sent by a survivor once the lease ends).
-ROUTE = '''[[providers]]
-name = "mail"
-channel = "email"
-provider = "smtp"
-concurrency = 4
-rate_per_second = 1200
-default = true
-settings = {{ host = "127.0.0.1", port = {port}, security = "none", pool_size = 4, timeout_s = 10 }}
-'''
+RATE = 1200
 
 
 def received(record: Path) -> list[str]:
@@ -93,7 +83,7 @@ async def test_killing_one_of_three_processes_mid_run_sends_nothing_twice_and_fl
     config = tmp_path / 'herald.toml'
     started = time.monotonic()
     with smtp_recorder.running(record) as server:
-        config.write_text(ROUTE.format(port=server.port))
+        config.write_text(ROUTE.format(port=server.port, rate=RATE))
         with herald_processes(os.environ['HERALD_DATABASE_URL'], tmp_path, roles=('all', 'all', 'all'), config=config,
                               environment={'HERALD_DISPATCH_LEASE_SECONDS': str(LEASE_SECONDS)}) as heralds:
             for start in range(0, COUNT, CHUNK):

@@ -32,7 +32,7 @@ name = "mail"
 channel = "email"
 provider = "smtp"
 concurrency = 4
-rate_per_second = 100000
+rate_per_second = {rate}
 default = true
 settings = {{ host = "127.0.0.1", port = {port}, security = "none", pool_size = 4, timeout_s = 10 }}
 '''
@@ -52,7 +52,7 @@ def received(tmp_path: Path) -> list[str]:
 
 def start_herald(tmp_path: Path, smtp_port: int) -> subprocess.Popen:
     config = tmp_path / 'herald.toml'
-    config.write_text(ROUTE.format(port=smtp_port))
+    config.write_text(ROUTE.format(port=smtp_port, rate=100_000))
     env = process_env(HERALD_PORT=str(free_port()), HERALD_CONFIG=str(config),
                       HERALD_DISPATCH_LEASE_SECONDS=str(LEASE_SECONDS))
     with open(tmp_path / 'herald.log', 'a') as log:
