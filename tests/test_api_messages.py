@@ -329,6 +329,7 @@ async def test_a_users_token_acts_with_the_users_role(user: User, tmp_path: Path
 
 
 async def test_time_ranges_and_a_provider_name_are_taken(user: User) -> None:
+    await eventually(lambda: ProviderRoute.exists(name='simulator-sms'))  # the engine seeds it as it starts
     async with client(await api_key()) as api:
         answer = await api.post('/api/v1/messages', json={'messages': [
             {'allowedTimeRanges': [['09:00:00', '21:00:00']], 'callbackUrl': 'https://example.com/cb',
