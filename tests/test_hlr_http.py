@@ -331,7 +331,7 @@ async def test_the_settings_card_switches_to_infobip_and_checks_a_number(user: U
     user.find('Numbers per request').clear().type('5000')
     user.find(marker='hlr-save').click()
     await eventually(lambda: user.find('Numbers per request').elements.pop().error == 'Must be between 1 and 1000')
-    assert not await AppSetting.exists()
+    assert not await AppSetting.exists(key=hlr.SETTING_KEY)
     user.find('Numbers per request').clear().type('10')
     user.find(marker='hlr-save').click()
     await user.should_see('Phone checks now use Infobip Number Lookup (HLR over HTTP).')
